@@ -1,0 +1,152 @@
+/**
+ * A `SqlClient` from a URL: `sqlite:PATH`, `postgres://...`, `mysql://...`.
+ *
+ * @since 0.1.0
+ */
+import { MysqlClient } from "@effect/sql-mysql2"
+import { PgClient } from "@effect/sql-pg"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
+import { InvalidDatabaseUrl } from "../../schema/Errors.js"
+
+/**
+ * The database a URL points at.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DatabaseTarget =
+  | { readonly _tag: "sqlite"; readonly filename: string }
+  | { readonly _tag: "pg"; readonly url: string }
+  | {
+    readonly _tag: "mysql"
+    readonly host: string
+    readonly port: number
+    readonly database: string | undefined
+    readonly username: string | undefined
+    readonly password: string | undefined
+  }
+
+/**
+ * Reads a database URL. `sqlite:PATH` (also `sqlite://PATH` and
+ * `sqlite::memory:`), `postgres://` or `postgresql://`, `mysql://` or
+ * `mariadb://`.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseUrl = (url: string): Effect.Effect<DatabaseTarget, InvalidDatabaseUrl> =>
+  Effect.suspend((): Effect.Effect<DatabaseTarget, InvalidDatabaseUrl> => {
+    const trimmed = url.trim()
+    if (trimmed.startsWith("sqlite:")) {
+      const filename = trimmed.slice("sqlite:".length).replace(/^\/\//, "")
+      return filename === ""
+        ? Effect.fail(new InvalidDatabaseUrl({ message: "sqlite: URL needs a file path, e.g. sqlite:./data/storage.db" }))
+        : Effect.succeed({ _tag: "sqlite", filename } as const)
+    }
+    if (/^postgres(ql)?:\/\//.test(trimmed)) {
+      return Effect.succeed({ _tag: "pg", url: trimmed } as const)
+    }
+    if (/^(mysql|mariadb):\/\//.test(trimmed)) {
+      return Effect.try({
+        try: () => {
+          const parsed = new URL(trimmed)
+          const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""))
+          return {
+            _tag: "mysql",
+            host: parsed.hostname || "127.0.0.1",
+            port: parsed.port === "" ? 3306 : Number(parsed.port),
+            database: database === "" ? undefined : database,
+            username: parsed.username === "" ? undefined : decodeURIComponent(parsed.username),
+            password: parsed.password === "" ? undefined : decodeURIComponent(parsed.password)
+          } as const
+        },
+        catch: () => new InvalidDatabaseUrl({ message: "malformed mysql:// URL" })
+      })
+    }
+    return Effect.fail(new InvalidDatabaseUrl())
+  })
+
+/**
+ * A `SqlClient` for the target.
+ *
+ * - SQLite: the file's folder is created; WAL, `foreign_keys` (the part rows
+ *   cascade with their claim) and a busy timeout are set.
+ * - MySQL/MariaDB: the session time zone is UTC, so `DATETIME` columns hold
+ *   UTC.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromTarget = (target: DatabaseTarget): Layer.Layer<SqlClient.SqlClient, SqlError> => {
+  switch (target._tag) {
+    case "sqlite":
+      return sqliteLayer(target.filename)
+    case "pg":
+      return PgClient.layer({ url: Redacted.make(target.url) })
+    case "mysql":
+      return Layer.scopedContext(Effect.map(
+        MysqlClient.make({
+          host: target.host,
+          port: target.port,
+          database: target.database,
+          username: target.username,
+          password: target.password === undefined ? undefined : Redacted.make(target.password),
+          poolConfig: { timezone: "Z" }
+        }),
+        (client) => Context.make(MysqlClient.MysqlClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+      )).pipe(Layer.provide(Reactivity.layer))
+  }
+}
+
+/**
+ * A `SqlClient` for a URL (see `parseUrl`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromUrl = (url: string): Layer.Layer<SqlClient.SqlClient, SqlError | InvalidDatabaseUrl> =>
+  Layer.unwrapEffect(Effect.map(parseUrl(url), layerFromTarget))
+
+/**
+ * The URL `DATABASE_URL` (default `sqlite:./data/storage.db`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const urlConfig: Config.Config<string> = Config.string("DATABASE_URL").pipe(
+  Config.withDefault("sqlite:./data/storage.db")
+)
+
+/**
+ * A `SqlClient` for `DATABASE_URL`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromConfig: Layer.Layer<
+  SqlClient.SqlClient,
+  SqlError | InvalidDatabaseUrl | ConfigError.ConfigError
+> = Layer.unwrapEffect(Effect.map(urlConfig, layerFromUrl))
+
+// ---- internal ----
+
+const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    if (filename !== ":memory:") mkdirSync(dirname(filename), { recursive: true })
+    const client = yield* SqliteClient.make({ filename })
+    // A second process on the same file waits for the lock instead of failing at once.
+    yield* client`PRAGMA busy_timeout = 5000`.pipe(Effect.orDie)
+    yield* client`PRAGMA foreign_keys = ON`.pipe(Effect.orDie)
+    return Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+  })).pipe(Layer.provide(Reactivity.layer))

@@ -1,0 +1,258 @@
+/**
+ * The tables of effect-storage, created by Effect's Migrator in its own
+ * migrations table (`effect_storage_migrations`).
+ *
+ * Every statement is idempotent (`IF NOT EXISTS`), so a run interrupted
+ * half-way can simply run again. Timestamps are UTC everywhere:
+ * `TIMESTAMPTZ` on PostgreSQL, `DATETIME(3)` written by a UTC session on
+ * MySQL, ISO 8601 text on SQLite.
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+
+/**
+ * The table that records which migrations ran.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const migrationsTable = "effect_storage_migrations"
+
+/**
+ * The tables the stores need.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const tables = [
+  "sys_storage_upload_claim",
+  "sys_storage_upload_part",
+  "sys_storage_pending_delete",
+  "sys_storage_owner_lock"
+] as const
+
+/**
+ * Runs the migrations that have not run yet.
+ *
+ * Several processes may start at once: the Migrator lets one of them run
+ * the migrations and returns early in the others, possibly before the
+ * winner has committed, so this also waits until every table exists.
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Effect.gen(
+  function*() {
+    const migrate = Migrator.make({})({
+      loader: Migrator.fromRecord({ "1_create_storage_tables": createTables }),
+      table: migrationsTable
+    })
+    yield* migrate.pipe(
+      Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") })
+    )
+    yield* tablesExist.pipe(
+      Effect.filterOrFail((ok) => ok, () => new Migrator.MigrationError({ reason: "failed", message: "tables missing" })),
+      Effect.retry({ times: 50, schedule: Schedule.spaced("200 millis") })
+    )
+  }
+)
+
+// ---- internal ----
+
+const tablesExist = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const found = yield* Effect.forEach(tables, (table) =>
+    sql`SELECT 1 FROM ${sql(table)} WHERE 1 = 0`.pipe(
+      Effect.as(true),
+      Effect.catchAll(() => Effect.succeed(false))
+    ))
+  return found.every((ok) => ok)
+})
+
+const createTables = Effect.gen(function*() {
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const statements = yield* sql.onDialectOrElse({
+    pg: () => Effect.succeed(pgStatements),
+    mysql: () => Effect.map(mysqlCollation(sql), mysqlStatements),
+    orElse: () => Effect.succeed(sqliteStatements)
+  })
+  for (const statement of statements) {
+    yield* sql.unsafe(statement).unprepared
+  }
+})
+
+const pgStatements = [
+  `CREATE TABLE IF NOT EXISTS sys_storage_upload_claim (
+    id VARCHAR(128) PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    created_by VARCHAR(128) NOT NULL DEFAULT 'system',
+    object_key VARCHAR(512) NOT NULL,
+    upload_id VARCHAR(1024) NOT NULL DEFAULT '',
+    size BIGINT NOT NULL DEFAULT 0,
+    content_type VARCHAR(255) NOT NULL DEFAULT '',
+    original_filename VARCHAR(255) NOT NULL DEFAULT '',
+    status VARCHAR(16) NOT NULL DEFAULT 'pending',
+    public BOOLEAN NOT NULL DEFAULT FALSE,
+    part_size BIGINT NOT NULL DEFAULT 0,
+    part_count INTEGER NOT NULL DEFAULT 0,
+    expires_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT uk_sys_storage_upload_claim__object_key UNIQUE (object_key)
+  )`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_upload_claim__status_expires_at
+    ON sys_storage_upload_claim (status, expires_at)`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_upload_claim__owner_status
+    ON sys_storage_upload_claim (created_by, status)`,
+  `CREATE TABLE IF NOT EXISTS sys_storage_upload_part (
+    id VARCHAR(128) PRIMARY KEY,
+    claim_id VARCHAR(128) NOT NULL REFERENCES sys_storage_upload_claim (id) ON DELETE CASCADE,
+    part_number INTEGER NOT NULL,
+    etag VARCHAR(128) NOT NULL,
+    size BIGINT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT uk_sys_storage_upload_part__claim_part UNIQUE (claim_id, part_number)
+  )`,
+  `CREATE TABLE IF NOT EXISTS sys_storage_pending_delete (
+    id VARCHAR(128) PRIMARY KEY,
+    object_key VARCHAR(512) NOT NULL,
+    upload_id VARCHAR(1024) NOT NULL DEFAULT '',
+    reason VARCHAR(32) NOT NULL DEFAULT 'replaced',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_error VARCHAR(1024) NULL,
+    lease_token VARCHAR(64) NULL,
+    dead_at TIMESTAMPTZ NULL,
+    CONSTRAINT uk_sys_storage_pending_delete__key_reason UNIQUE (object_key, reason)
+  )`,
+  // Only live rows are ever leased: a partial index keeps the lease query
+  // independent of how many dead or future rows the table holds.
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_pending_delete__lease
+    ON sys_storage_pending_delete (next_attempt_at) WHERE dead_at IS NULL`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_pending_delete__dead
+    ON sys_storage_pending_delete (dead_at) WHERE dead_at IS NOT NULL`,
+  `CREATE TABLE IF NOT EXISTS sys_storage_owner_lock (
+    owner VARCHAR(128) PRIMARY KEY
+  )`
+]
+
+// Object keys are case- and space-sensitive: a binary collation without
+// PAD SPACE, so 'a.png' and 'A.png ' are different keys.
+const mysqlCollation = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    for (const candidate of ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"]) {
+      const rows = yield* sql`SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ${candidate}`
+      if (rows.length > 0) return candidate
+    }
+    return "utf8mb4_bin"
+  })
+
+const mysqlStatements = (collation: string) => {
+  const table = `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`
+  return [
+    `CREATE TABLE IF NOT EXISTS sys_storage_upload_claim (
+      id VARCHAR(128) NOT NULL PRIMARY KEY,
+      created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+      created_by VARCHAR(128) NOT NULL DEFAULT 'system',
+      object_key VARCHAR(512) NOT NULL,
+      upload_id VARCHAR(1024) NOT NULL DEFAULT '',
+      size BIGINT NOT NULL DEFAULT 0,
+      content_type VARCHAR(255) NOT NULL DEFAULT '',
+      original_filename VARCHAR(255) NOT NULL DEFAULT '',
+      status VARCHAR(16) NOT NULL DEFAULT 'pending',
+      public BOOLEAN NOT NULL DEFAULT FALSE,
+      part_size BIGINT NOT NULL DEFAULT 0,
+      part_count INTEGER NOT NULL DEFAULT 0,
+      expires_at DATETIME(3) NOT NULL,
+      UNIQUE KEY uk_sys_storage_upload_claim__object_key (object_key),
+      KEY idx_sys_storage_upload_claim__status_expires_at (status, expires_at),
+      KEY idx_sys_storage_upload_claim__owner_status (created_by, status)
+    ) ${table}`,
+    `CREATE TABLE IF NOT EXISTS sys_storage_upload_part (
+      id VARCHAR(128) NOT NULL PRIMARY KEY,
+      claim_id VARCHAR(128) NOT NULL,
+      part_number INTEGER NOT NULL,
+      etag VARCHAR(128) NOT NULL,
+      size BIGINT NOT NULL,
+      created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+      UNIQUE KEY uk_sys_storage_upload_part__claim_part (claim_id, part_number),
+      CONSTRAINT fk_sys_storage_upload_part__claim FOREIGN KEY (claim_id)
+        REFERENCES sys_storage_upload_claim (id) ON DELETE CASCADE
+    ) ${table}`,
+    `CREATE TABLE IF NOT EXISTS sys_storage_pending_delete (
+      id VARCHAR(128) NOT NULL PRIMARY KEY,
+      object_key VARCHAR(512) NOT NULL,
+      upload_id VARCHAR(1024) NOT NULL DEFAULT '',
+      reason VARCHAR(32) NOT NULL DEFAULT 'replaced',
+      attempts INTEGER NOT NULL DEFAULT 0,
+      next_attempt_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+      created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+      last_error VARCHAR(1024) NULL,
+      lease_token VARCHAR(64) NULL,
+      dead_at DATETIME(3) NULL,
+      UNIQUE KEY uk_sys_storage_pending_delete__key_reason (object_key, reason),
+      KEY idx_sys_storage_pending_delete__lease (dead_at, next_attempt_at)
+    ) ${table}`,
+    `CREATE TABLE IF NOT EXISTS sys_storage_owner_lock (
+      owner VARCHAR(128) NOT NULL PRIMARY KEY
+    ) ${table}`
+  ]
+}
+
+const sqliteNow = `(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`
+
+const sqliteStatements = [
+  `CREATE TABLE IF NOT EXISTS sys_storage_upload_claim (
+    id TEXT PRIMARY KEY NOT NULL,
+    created_at TEXT NOT NULL DEFAULT ${sqliteNow},
+    created_by TEXT NOT NULL DEFAULT 'system',
+    object_key TEXT NOT NULL,
+    upload_id TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0,
+    content_type TEXT NOT NULL DEFAULT '',
+    original_filename TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'pending',
+    public INTEGER NOT NULL DEFAULT 0,
+    part_size INTEGER NOT NULL DEFAULT 0,
+    part_count INTEGER NOT NULL DEFAULT 0,
+    expires_at TEXT NOT NULL,
+    CONSTRAINT uk_sys_storage_upload_claim__object_key UNIQUE (object_key)
+  )`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_upload_claim__status_expires_at
+    ON sys_storage_upload_claim (status, expires_at)`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_upload_claim__owner_status
+    ON sys_storage_upload_claim (created_by, status)`,
+  `CREATE TABLE IF NOT EXISTS sys_storage_upload_part (
+    id TEXT PRIMARY KEY NOT NULL,
+    claim_id TEXT NOT NULL REFERENCES sys_storage_upload_claim (id) ON DELETE CASCADE,
+    part_number INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL DEFAULT ${sqliteNow},
+    CONSTRAINT uk_sys_storage_upload_part__claim_part UNIQUE (claim_id, part_number)
+  )`,
+  `CREATE TABLE IF NOT EXISTS sys_storage_pending_delete (
+    id TEXT PRIMARY KEY NOT NULL,
+    object_key TEXT NOT NULL,
+    upload_id TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT 'replaced',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL DEFAULT ${sqliteNow},
+    created_at TEXT NOT NULL DEFAULT ${sqliteNow},
+    last_error TEXT NULL,
+    lease_token TEXT NULL,
+    dead_at TEXT NULL,
+    CONSTRAINT uk_sys_storage_pending_delete__key_reason UNIQUE (object_key, reason)
+  )`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_pending_delete__lease
+    ON sys_storage_pending_delete (next_attempt_at) WHERE dead_at IS NULL`,
+  `CREATE INDEX IF NOT EXISTS idx_sys_storage_pending_delete__dead
+    ON sys_storage_pending_delete (dead_at) WHERE dead_at IS NOT NULL`,
+  `CREATE TABLE IF NOT EXISTS sys_storage_owner_lock (
+    owner TEXT PRIMARY KEY NOT NULL
+  )`
+]

@@ -1,0 +1,65 @@
+/**
+ * All SQL stores over the `SqlClient` in context, after the migrations.
+ *
+ * @since 0.1.0
+ */
+import type * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { ClaimConsumer } from "../../services/ClaimConsumer.js"
+import { ClaimStore } from "../../services/ClaimStore.js"
+import { DeleteQueue } from "../../services/DeleteQueue.js"
+import { DeleteScheduler } from "../../services/DeleteScheduler.js"
+import type { UploadPartStore } from "../../services/UploadPartStore.js"
+import * as Migrations from "./Migrations.js"
+import * as SqlClaimStore from "./SqlClaimStore.js"
+import * as SqlDeleteQueue from "./SqlDeleteQueue.js"
+import * as SqlUploadPartStore from "./SqlUploadPartStore.js"
+
+/**
+ * Runs the migrations, and on SQLite turns `foreign_keys` on (part rows
+ * cascade with their claim; SQLite leaves it off per connection).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMigrations: Layer.Layer<never, SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Layer
+  .effectDiscard(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.onDialectOrElse({
+      sqlite: () => Effect.asVoid(sql`PRAGMA foreign_keys = ON`),
+      orElse: () => Effect.void
+    })
+    yield* Migrations.run
+  }))
+
+// The narrow public faces share their store's implementation.
+const layerClaims = Layer.effectContext(Effect.map(SqlClaimStore.make, (store) =>
+  Context.make(ClaimStore, store).pipe(
+    Context.add(ClaimConsumer, ClaimConsumer.of({ consumeMany: store.consumeMany }))
+  )))
+
+const layerQueue = Layer.effectContext(Effect.map(SqlDeleteQueue.make, (queue) =>
+  Context.make(DeleteQueue, queue).pipe(
+    Context.add(DeleteScheduler, DeleteScheduler.of({ schedule: queue.schedule }))
+  )))
+
+/**
+ * ClaimStore, ClaimConsumer, UploadPartStore, DeleteQueue and
+ * DeleteScheduler over the `SqlClient` in context; runs the migrations when
+ * built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<
+  ClaimStore | ClaimConsumer | UploadPartStore | DeleteQueue | DeleteScheduler,
+  SqlError | Migrator.MigrationError,
+  SqlClient.SqlClient
+> = Layer.mergeAll(layerClaims, SqlUploadPartStore.layer, layerQueue).pipe(
+  // Built first: the stores are only handed out over a migrated database.
+  Layer.provide(layerMigrations)
+)

@@ -1,0 +1,284 @@
+/**
+ * Every typed error of effect-storage, in one module.
+ *
+ * Each is a `Schema.TaggedError` whose `_tag` is its name, so it can be
+ * yielded directly, matched with `Effect.catchTag`, and sent over HTTP as
+ * `{ "_tag": ..., "message": ... }`. Bad input is always one of these, never
+ * a defect. Every error has a default message; pass `message` to say more.
+ *
+ * @since 0.1.0
+ */
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+const message = (fallback: string) =>
+  Schema.String.pipe(Schema.propertySignature, Schema.withConstructorDefault(() => fallback))
+
+/**
+ * No claim matches: it is missing, someone else's, or not in the state the
+ * operation needs. These cases are deliberately indistinguishable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ClaimNotFound extends Schema.TaggedError<ClaimNotFound>()("ClaimNotFound", {
+  message: message("no matching upload claim")
+}) {}
+
+/**
+ * A claim with the same id or object key already exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ClaimAlreadyExists extends Schema.TaggedError<ClaimAlreadyExists>()("ClaimAlreadyExists", {
+  message: message("an upload claim with this id or key already exists")
+}) {}
+
+/**
+ * The principal may not do this (anonymous, or not the owner). Unknown and
+ * foreign claims answer the same, so existence is never revealed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AccessDenied extends Schema.TaggedError<AccessDenied>()("AccessDenied", {
+  message: message("access denied")
+}) {}
+
+/**
+ * The object does not exist in the backend.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ObjectNotFound extends Schema.TaggedError<ObjectNotFound>()("ObjectNotFound", {
+  key: Schema.String,
+  message: message("object not found")
+}) {}
+
+/**
+ * The multipart session is unknown, completed or aborted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadSessionNotFound extends Schema.TaggedError<UploadSessionNotFound>()("UploadSessionNotFound", {
+  message: message("multipart upload session not found")
+}) {}
+
+/**
+ * A part's ETag in the completion manifest does not match the stored part.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PartETagMismatch extends Schema.TaggedError<PartETagMismatch>()("PartETagMismatch", {
+  message: message("a part's ETag does not match the uploaded part")
+}) {}
+
+/**
+ * A non-final part is smaller than the part size.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PartTooSmall extends Schema.TaggedError<PartTooSmall>()("PartTooSmall", {
+  message: message("a non-final part is smaller than the part size")
+}) {}
+
+/**
+ * A part number is outside 1..N, or the parts are not exactly 1..N.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PartNumberOutOfRange extends Schema.TaggedError<PartNumberOutOfRange>()("PartNumberOutOfRange", {
+  message: message("part numbers must be exactly 1..N")
+}) {}
+
+/**
+ * The claim is no longer pending (it was completed).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ClaimNotPending extends Schema.TaggedError<ClaimNotPending>()("ClaimNotPending", {
+  message: message("the upload is no longer pending")
+}) {}
+
+/**
+ * The pending claim's time to live has passed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ClaimExpired extends Schema.TaggedError<ClaimExpired>()("ClaimExpired", {
+  message: message("the upload has expired")
+}) {}
+
+/**
+ * The declared size is above the maximum upload size.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadTooLarge extends Schema.TaggedError<UploadTooLarge>()("UploadTooLarge", {
+  message: message("the upload is larger than the maximum upload size")
+}) {}
+
+/**
+ * The upload would need more parts than the backend allows.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TooManyParts extends Schema.TaggedError<TooManyParts>()("TooManyParts", {
+  message: message("the upload needs more parts than the backend allows")
+}) {}
+
+/**
+ * The principal already has the maximum number of pending uploads.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TooManyPendingUploads extends Schema.TaggedError<TooManyPendingUploads>()("TooManyPendingUploads", {
+  message: message("too many pending uploads")
+}) {}
+
+/**
+ * A part body is larger than the claim's part size.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PartTooLarge extends Schema.TaggedError<PartTooLarge>()("PartTooLarge", {
+  message: message("the part is larger than the part size")
+}) {}
+
+/**
+ * Complete was asked before every part was recorded.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PartsIncomplete extends Schema.TaggedError<PartsIncomplete>()("PartsIncomplete", {
+  message: message("not every part has been uploaded")
+}) {}
+
+/**
+ * The assembled object's size differs from the declared size. The object
+ * was deleted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadSizeMismatch extends Schema.TaggedError<UploadSizeMismatch>()("UploadSizeMismatch", {
+  message: message("the assembled object's size differs from the declared size")
+}) {}
+
+/**
+ * The filename is empty, `.`/`..`, or contains control characters.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidFilename extends Schema.TaggedError<InvalidFilename>()("InvalidFilename", {
+  message: message("invalid filename")
+}) {}
+
+/**
+ * A public upload was asked while public uploads are disabled.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PublicUploadsNotAllowed extends Schema.TaggedError<PublicUploadsNotAllowed>()(
+  "PublicUploadsNotAllowed",
+  { message: message("public uploads are not allowed") }
+) {}
+
+/**
+ * The object backend has no multipart capability.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MultipartNotSupported extends Schema.TaggedError<MultipartNotSupported>()("MultipartNotSupported", {
+  message: message("the storage backend does not support multipart uploads")
+}) {}
+
+/**
+ * The object key is empty, absolute, or would escape its root.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidObjectKey extends Schema.TaggedError<InvalidObjectKey>()("InvalidObjectKey", {
+  key: Schema.String,
+  message: message("invalid object key")
+}) {}
+
+/**
+ * Why a backend call failed, as far as it matters to a caller: retrying
+ * helps only for `transient`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const BackendFailureReason = Schema.Literal("access_denied", "bucket_not_found", "invalid", "transient")
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type BackendFailureReason = typeof BackendFailureReason.Type
+
+/**
+ * The object backend failed (network, permissions, missing bucket, ...).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StorageBackendError extends Schema.TaggedError<StorageBackendError>()("StorageBackendError", {
+  operation: Schema.String,
+  reason: BackendFailureReason,
+  message: message("the storage backend failed"),
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+/**
+ * `DATABASE_URL` (or the URL given to `Database.layerFromUrl`) is not a
+ * `sqlite:`, `postgres://` or `mysql://` URL.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidDatabaseUrl extends Schema.TaggedError<InvalidDatabaseUrl>()("InvalidDatabaseUrl", {
+  message: message("DATABASE_URL must start with sqlite:, postgres:// or mysql://")
+}) {}
+
+/**
+ * The errors of the object backends.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ObjectStorageError =
+  | ObjectNotFound
+  | UploadSessionNotFound
+  | PartETagMismatch
+  | PartTooSmall
+  | PartNumberOutOfRange
+  | InvalidObjectKey
+  | StorageBackendError
+
+/**
+ * Whether a value is a `StorageBackendError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isStorageBackendError = (u: unknown): u is StorageBackendError =>
+  Predicate.isTagged(u, "StorageBackendError")
