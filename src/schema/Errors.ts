@@ -128,6 +128,16 @@ export class UploadTooLarge extends Schema.TaggedError<UploadTooLarge>()("Upload
 }) {}
 
 /**
+ * The declared size is not a whole number of bytes of at least 1.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidUploadSize extends Schema.TaggedError<InvalidUploadSize>()("InvalidUploadSize", {
+  message: message("the upload size must be a whole number of bytes, at least 1")
+}) {}
+
+/**
  * The upload would need more parts than the backend allows.
  *
  * @since 0.1.0

@@ -76,6 +76,16 @@ export class DeleteQueue extends Context.Tag("effect-storage/DeleteQueue")<Delet
     until: DateTime.Utc
   ) => Effect.Effect<ReadonlySet<string>, SqlError>
 
+  /**
+   * Gives back the rows of `ids` still held under `leaseToken`: they are due
+   * again at `now`, with no attempt counted (a worker stopping mid-batch).
+   */
+  readonly release: (
+    leaseToken: string,
+    ids: ReadonlyArray<string>,
+    now: DateTime.Utc
+  ) => Effect.Effect<void, SqlError>
+
   /** Removes finished rows. A missing row is fine. */
   readonly done: (ids: Iterable<string>) => Effect.Effect<void, SqlError>
 

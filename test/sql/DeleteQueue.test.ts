@@ -150,6 +150,22 @@ describeEachDialect(
         assert.strictEqual((yield* queue.renew(leased!.leaseToken!, [a.id], DateTime.add(now, { hours: 2 }))).size, 0)
       }))
 
+    it.effect("release gives back only rows still held under the token, due at once", () =>
+      Effect.gen(function*() {
+        const queue = yield* DeleteQueue
+        const now = at(35 * 24 * 3600_000)
+        const [a, b] = [job({ nextAttemptAt: now }), job({ nextAttemptAt: now })]
+        yield* queue.enqueue([a, b])
+        const leased = yield* leaseAll(now, [a.key, b.key])
+        const token = leased[0]!.leaseToken!
+        yield* queue.release("someone-else", [a.id, b.id], now)
+        assert.deepStrictEqual(yield* leaseAll(now, [a.key, b.key]), [])
+        yield* queue.release(token, [a.id], now)
+        const again = yield* leaseAll(now, [a.key, b.key])
+        assert.deepStrictEqual(again.map((r) => r.id), [a.id])
+        assert.strictEqual(again[0]!.attempts, 0)
+      }))
+
     it.effect("done removes rows; a missing row is fine", () =>
       Effect.gen(function*() {
         const queue = yield* DeleteQueue

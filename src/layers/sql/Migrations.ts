@@ -33,7 +33,8 @@ export const tables = [
   "sys_storage_upload_claim",
   "sys_storage_upload_part",
   "sys_storage_pending_delete",
-  "sys_storage_owner_lock"
+  "sys_storage_owner_lock",
+  "sys_storage_event_outbox"
 ] as const
 
 /**
@@ -49,7 +50,10 @@ export const tables = [
 export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlClient.SqlClient> = Effect.gen(
   function*() {
     const migrate = Migrator.make({})({
-      loader: Migrator.fromRecord({ "1_create_storage_tables": createTables }),
+      loader: Migrator.fromRecord({
+        "1_create_storage_tables": createTables,
+        "2_create_event_outbox": createOutbox
+      }),
       table: migrationsTable
     })
     yield* migrate.pipe(
@@ -80,6 +84,39 @@ const createTables = Effect.gen(function*() {
     pg: () => Effect.succeed(pgStatements),
     mysql: () => Effect.map(mysqlCollation(sql), mysqlStatements),
     orElse: () => Effect.succeed(sqliteStatements)
+  })
+  for (const statement of statements) {
+    yield* sql.unsafe(statement).unprepared
+  }
+})
+
+const createOutbox = Effect.gen(function*() {
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const statements = sql.onDialectOrElse({
+    pg: () => [
+      `CREATE TABLE IF NOT EXISTS sys_storage_event_outbox (
+        id VARCHAR(128) PRIMARY KEY,
+        topic VARCHAR(64) NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+      )`
+    ],
+    mysql: () => [
+      `CREATE TABLE IF NOT EXISTS sys_storage_event_outbox (
+        id VARCHAR(128) NOT NULL PRIMARY KEY,
+        topic VARCHAR(64) NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DATETIME(3) NOT NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
+    ],
+    orElse: () => [
+      `CREATE TABLE IF NOT EXISTS sys_storage_event_outbox (
+        id TEXT PRIMARY KEY NOT NULL,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      )`
+    ]
   })
   for (const statement of statements) {
     yield* sql.unsafe(statement).unprepared

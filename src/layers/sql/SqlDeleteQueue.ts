@@ -171,6 +171,12 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
       }))
     ),
 
+    release: Effect.fn("DeleteQueue.release")((leaseToken: string, ids: ReadonlyArray<string>, now: DateTime.Utc) =>
+      Effect.asVoid(byIdChunks(ids, (filter) =>
+        sql`UPDATE sys_storage_pending_delete SET next_attempt_at = ${dialect.time(now)}, lease_token = NULL
+          WHERE lease_token = ${leaseToken} AND dead_at IS NULL AND ${filter}`))
+    ),
+
     done: Effect.fn("DeleteQueue.done")((ids: Iterable<string>) =>
       Effect.asVoid(byIdChunks(Array.from(new Set(ids)), (filter) =>
         sql`DELETE FROM sys_storage_pending_delete WHERE ${filter}`))

@@ -1,0 +1,207 @@
+/**
+ * Helpers shared by the object backends (memory, filesystem, S3): body
+ * normalisation and length checks, ETags, part-list checks, byte ranges and
+ * key ordering. Kept here so the three backends agree on every rule.
+ *
+ * @internal
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import { extname } from "node:path"
+import { InvalidObjectKey, PartNumberOutOfRange, StorageBackendError } from "../schema/Errors.js"
+import type { Body, ByteRange } from "../services/ObjectStorage.js"
+
+/** The content type of an object stored without one. @internal */
+export const defaultContentType = "application/octet-stream"
+
+/** A body as a stream, whichever form it was given in. @internal */
+export const bodyStream = <E>(body: Body<E>): Stream.Stream<Uint8Array, E> =>
+  body instanceof Uint8Array ? Stream.succeed(body) : body
+
+/** The failure of a body whose length is not the declared size. @internal */
+export const sizeMismatch = (operation: string, expected: number, actual: string) =>
+  new StorageBackendError({
+    operation,
+    reason: "invalid",
+    message: `the body is ${actual} bytes long, but ${expected} were declared`
+  })
+
+/** Rejects a declared size that is not a non-negative safe integer. @internal */
+export const checkDeclaredSize = (operation: string, size: number | undefined) =>
+  size === undefined || (Number.isSafeInteger(size) && size >= 0)
+    ? Effect.void
+    : Effect.fail(
+      new StorageBackendError({ operation, reason: "invalid", message: `invalid declared size ${size}` })
+    )
+
+/**
+ * The body, failing as soon as it runs past the declared size and, at its
+ * end, when it fell short. The chunk that completes the declared size is
+ * held back until the body has ended: a consumer streaming to a server
+ * that commits once `Content-Length` bytes arrived must never see a whole
+ * declared length from a body that then turns out too long.
+ *
+ * @internal
+ */
+export const withDeclaredSize = <E>(
+  stream: Stream.Stream<Uint8Array, E>,
+  size: number | undefined,
+  operation: string
+): Stream.Stream<Uint8Array, E | StorageBackendError> => {
+  if (size === undefined) return stream
+  return Stream.suspend(() => {
+    let seen = 0
+    let completing: Uint8Array | undefined
+    const counted = Stream.mapChunksEffect(stream, (chunk) => {
+      const pass: Array<Uint8Array> = []
+      for (const bytes of chunk) {
+        if (bytes.byteLength === 0) continue
+        seen += bytes.byteLength
+        if (seen > size) return Effect.fail(sizeMismatch(operation, size, `more than ${size}`))
+        if (seen === size) completing = bytes
+        else pass.push(bytes)
+      }
+      return Effect.succeed(Chunk.unsafeFromArray(pass))
+    })
+    const end = Stream.suspend(() =>
+      seen !== size
+        ? Stream.fail(sizeMismatch(operation, size, String(seen)))
+        : completing === undefined
+        ? Stream.empty
+        : Stream.succeed(completing)
+    )
+    return Stream.concat(counted, end)
+  })
+}
+
+/** The MD5 of some bytes, in lowercase hex. @internal */
+export const md5Hex = (bytes: Uint8Array): string => createHash("md5").update(bytes).digest("hex")
+
+/**
+ * The S3-style ETag of an assembled multipart object: the MD5 of the
+ * concatenated binary MD5s of its parts, then `-N`.
+ *
+ * @internal
+ */
+export const multipartETag = (partETags: ReadonlyArray<string>): string => {
+  const hash = createHash("md5")
+  for (const eTag of partETags) hash.update(Buffer.from(eTag, "hex"))
+  return `${hash.digest("hex")}-${partETags.length}`
+}
+
+/** An ETag without the quotes S3 puts around it, so every backend answers the same form. @internal */
+export const unquoteETag = (eTag: string | undefined): string => (eTag ?? "").replace(/^"(.*)"$/, "$1")
+
+/**
+ * Checks a completion manifest: exactly 1..N in order, not empty. S3 itself
+ * accepts gaps, so every backend checks this before anything else.
+ *
+ * @internal
+ */
+export const checkPartSequence = (
+  parts: ReadonlyArray<{ readonly partNumber: number }>
+): Effect.Effect<void, PartNumberOutOfRange> => {
+  if (parts.length === 0) {
+    return Effect.fail(new PartNumberOutOfRange({ message: "the part list is empty" }))
+  }
+  const wrong = parts.findIndex((part, index) => part.partNumber !== index + 1)
+  return wrong === -1 ? Effect.void : Effect.fail(
+    new PartNumberOutOfRange({
+      message: `part numbers must be exactly 1..${parts.length} in order; position ${wrong + 1} has ${
+        parts[wrong]!.partNumber
+      }`
+    })
+  )
+}
+
+/** Checks one part number against 1..maxPartCount (0 means no upper bound). @internal */
+export const checkPartNumber = (
+  partNumber: number,
+  maxPartCount: number
+): Effect.Effect<void, PartNumberOutOfRange> =>
+  Number.isInteger(partNumber) && partNumber >= 1 && (maxPartCount === 0 || partNumber <= maxPartCount)
+    ? Effect.void
+    : Effect.fail(
+      new PartNumberOutOfRange({
+        message: `part number ${partNumber} is outside 1..${maxPartCount === 0 ? "N" : maxPartCount}`
+      })
+    )
+
+/** Rejects the empty key, which no backend can store. @internal */
+export const checkKeyNotEmpty = (key: string): Effect.Effect<void, InvalidObjectKey> =>
+  key.length === 0 ? Effect.fail(new InvalidObjectKey({ key, message: "the object key is empty" })) : Effect.void
+
+/**
+ * A byte range resolved against an object's size, as a half-open
+ * `[start, end)`. A start at or past the end gives an empty range.
+ *
+ * @internal
+ */
+export const resolveRange = (
+  size: number,
+  range: ByteRange | undefined
+): { readonly start: number; readonly end: number } => {
+  if (range === undefined) return { start: 0, end: size }
+  const start = Math.min(Math.max(0, range.start), size)
+  const last = range.end === undefined ? size - 1 : Math.min(range.end, size - 1)
+  return { start, end: Math.max(start, last + 1) }
+}
+
+/**
+ * Key order as S3 lists it: by the keys' UTF-8 bytes (JavaScript's own
+ * string order is by UTF-16 units, which differs above the BMP).
+ *
+ * @internal
+ */
+export const compareKeys = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
+
+const contentTypes: Readonly<Record<string, string>> = {
+  ".txt": "text/plain; charset=utf-8",
+  ".html": "text/html; charset=utf-8",
+  ".htm": "text/html; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".csv": "text/csv; charset=utf-8",
+  ".md": "text/markdown; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".xml": "application/xml",
+  ".pdf": "application/pdf",
+  ".zip": "application/zip",
+  ".gz": "application/gzip",
+  ".tar": "application/x-tar",
+  ".wasm": "application/wasm",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+  ".avif": "image/avif",
+  ".svg": "image/svg+xml",
+  ".ico": "image/x-icon",
+  ".mp3": "audio/mpeg",
+  ".wav": "audio/wav",
+  ".ogg": "audio/ogg",
+  ".mp4": "video/mp4",
+  ".webm": "video/webm",
+  ".mov": "video/quicktime",
+  ".doc": "application/msword",
+  ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  ".xls": "application/vnd.ms-excel",
+  ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  ".ppt": "application/vnd.ms-powerpoint",
+  ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+}
+
+/** A content type guessed from a key's extension, for objects stored without one. @internal */
+export const guessContentType = (key: string): string =>
+  contentTypes[extname(key).toLowerCase()] ?? defaultContentType
+
+/** Concatenates the chunks of a collected body. @internal */
+export const concatChunks = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
+  const arrays = Chunk.toReadonlyArray(chunks)
+  if (arrays.length === 1) return arrays[0]!
+  return Buffer.concat(arrays)
+}

@@ -1,0 +1,279 @@
+/**
+ * The delete worker: drains the delete queue.
+ *
+ * Each run leases due rows batch after batch until none is due, aborts the
+ * row's multipart session when it has one, deletes the object (a missing
+ * object is success), and in one transaction removes the finished rows and
+ * publishes their `FileDeleted` events. Failures are deferred with
+ * exponential backoff and jitter, and dead-lettered after the last attempt.
+ * Leases are renewed while a batch is in progress, so a slow worker keeps
+ * its rows and no second worker deletes the same object meanwhile.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Cause from "effect/Cause"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
+import type { PendingDelete } from "../schema/Models.js"
+import { DeleteQueue } from "../services/DeleteQueue.js"
+import { ObjectStorage } from "../services/ObjectStorage.js"
+import { StorageEvents } from "../services/StorageEvents.js"
+import { StorageConfig, type StorageSettings } from "./StorageConfig.js"
+import * as StorageMetrics from "./StorageMetrics.js"
+
+/**
+ * What one run did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeleteReport {
+  readonly batches: number
+  readonly leased: number
+  readonly deleted: number
+  readonly deferred: number
+  readonly deadLettered: number
+}
+
+/**
+ * How a failed delete is recorded: `access_denied`, `bucket_not_found`,
+ * `session_not_found`, `invalid` (it can never succeed) or `transient`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailureClass = "access_denied" | "bucket_not_found" | "session_not_found" | "invalid" | "transient"
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage/DeleteWorker", {
+  effect: Effect.gen(function*() {
+    const config = yield* StorageConfig
+    const queue = yield* DeleteQueue
+    const objects = yield* ObjectStorage
+    const events = yield* StorageEvents
+    const sql = yield* SqlClient.SqlClient
+
+    /** The backend work of one row; the failure is classified, never raised. */
+    const removeObject = (row: PendingDelete): Effect.Effect<Option.Option<FailureClass>> =>
+      Effect.gen(function*() {
+        if (row.isMultipart && Option.isSome(objects.multipart)) {
+          yield* objects.multipart.value.abortMultipart({ key: row.key, uploadId: row.uploadId })
+        }
+        yield* objects.deleteObject(row.key)
+      }).pipe(
+        Effect.as(Option.none<FailureClass>()),
+        Effect.catchAllCause((cause) =>
+          Effect.as(
+            Effect.logWarning(`could not delete ${row.key}`, cause),
+            Option.some(classify(cause))
+          )
+        )
+      )
+
+    /** Records the outcome of a batch in one transaction. */
+    const settle = (
+      outcomes: ReadonlyArray<readonly [PendingDelete, Option.Option<FailureClass>]>,
+      now: DateTime.Utc
+    ) =>
+      Effect.gen(function*() {
+        let deleted = 0
+        let deferred = 0
+        let deadLettered = 0
+        const finished = outcomes.filter(([, failure]) => Option.isNone(failure)).map(([row]) => row)
+        yield* queue.done(finished.map((row) => row.id))
+        for (const row of finished) {
+          yield* events.publish(new FileDeleted({ key: row.key, reason: row.reason }))
+          deleted++
+        }
+        for (const [row, failure] of outcomes) {
+          if (Option.isNone(failure)) continue
+          const attempts = row.attempts + 1
+          if (attempts >= config.deleteMaxAttempts || failure.value === "invalid") {
+            if (yield* queue.deadLetter(row.id, failure.value, now)) {
+              yield* events.publish(
+                new DeleteDeadLettered({
+                  pendingDeleteId: row.id,
+                  key: row.key,
+                  reason: row.reason,
+                  attempts,
+                  lastError: failure.value
+                })
+              )
+              deadLettered++
+            }
+          } else {
+            const delay = yield* backoff(config, attempts)
+            yield* queue.defer(row.id, DateTime.addDuration(now, delay), failure.value)
+            deferred++
+          }
+        }
+        return { deleted, deferred, deadLettered }
+      }).pipe(sql.withTransaction)
+
+    /** Processes one leased batch, renewing its lease until it is settled. */
+    const processBatch = (rows: ReadonlyArray<PendingDelete>) =>
+      Effect.gen(function*() {
+        const token = rows[0]!.leaseToken!
+        const inFlight = new Set(rows.map((row) => row.id))
+        const lost = new Set<string>()
+        const renew = Effect.gen(function*() {
+          if (inFlight.size === 0) return
+          const until = DateTime.addDuration(yield* DateTime.now, config.leaseWindow)
+          const ids = [...inFlight]
+          const held = yield* queue.renew(token, ids, until)
+          for (const id of ids) if (!held.has(id)) lost.add(id)
+        }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("lease renewal failed", cause)))
+        yield* renew.pipe(
+          Effect.delay(Duration.divide(config.leaseWindow, 3).pipe(Option.getOrElse(() => config.leaseWindow))),
+          Effect.forever,
+          Effect.forkScoped,
+          Effect.interruptible
+        )
+
+        const outcomes = yield* Effect.forEach(
+          rows,
+          (row) =>
+            // A row whose lease was lost belongs to another worker now.
+            lost.has(row.id) ? Effect.succeed(Option.none<readonly [PendingDelete, Option.Option<FailureClass>]>()) :
+              Effect.map(removeObject(row), (failure) => Option.some([row, failure] as const)),
+          { concurrency: config.deleteConcurrency }
+        ).pipe(
+          Effect.onInterrupt(() =>
+            Effect.flatMap(DateTime.now, (now) => queue.release(token, [...inFlight], now)).pipe(Effect.ignore)
+          )
+        )
+        const settled = outcomes.flatMap((o) => Option.isSome(o) && !lost.has(o.value[0].id) ? [o.value] : [])
+        const counts = yield* settle(settled, yield* DateTime.now)
+        inFlight.clear()
+        return counts
+      }).pipe(Effect.scoped)
+
+    const runOnce: Effect.Effect<DeleteReport, SqlError> = Effect.gen(function*() {
+      let batches = 0
+      let leased = 0
+      let deleted = 0
+      let deferred = 0
+      let deadLettered = 0
+      while (true) {
+        const rows = yield* queue.lease(yield* DateTime.now, config.deleteBatchSize, config.leaseWindow).pipe(
+          Metric.trackDurationWith(StorageMetrics.leaseDuration, Duration.toSeconds)
+        )
+        if (rows.length === 0) break
+        batches++
+        leased += rows.length
+        const counts = yield* processBatch(rows)
+        deleted += counts.deleted
+        deferred += counts.deferred
+        deadLettered += counts.deadLettered
+        yield* Metric.incrementBy(StorageMetrics.objectsDeleted, counts.deleted)
+        yield* Metric.incrementBy(StorageMetrics.deletesDeferred, counts.deferred)
+        yield* Metric.incrementBy(StorageMetrics.deletesDeadLettered, counts.deadLettered)
+      }
+      return { batches, leased, deleted, deferred, deadLettered }
+    }).pipe(
+      Metric.trackDurationWith(StorageMetrics.deleteTickDuration, Duration.toSeconds),
+      Effect.withSpan("DeleteWorker.runOnce")
+    )
+
+    return {
+      /** One drain: leases until no row is due; answers what it did. */
+      runOnce
+    } as const
+  })
+}) {
+  /**
+   * Runs the worker forever as a scoped fiber: a run at start, then one
+   * every `deleteInterval`. A failed run (database or backend outage) is
+   * retried with backoff up to the interval; interruption stops it cleanly,
+   * and rows it had leased are given back.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerScheduled: Layer.Layer<never, never, DeleteWorker | StorageConfig> = Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const worker = yield* DeleteWorker
+      const config = yield* StorageConfig
+      yield* runForever("DeleteWorker", worker.runOnce, config.deleteInterval)
+    })
+  )
+}
+
+/**
+ * The wait before attempt `attempts + 1`: the base doubled per failure,
+ * capped, with ±20% jitter so failed rows do not come due together.
+ *
+ * @since 0.1.0
+ * @category backoff
+ */
+export const backoff = (
+  settings: Pick<StorageSettings, "backoffBase" | "backoffCap">,
+  attempts: number
+): Effect.Effect<Duration.Duration> =>
+  Effect.map(Random.next, (r) => {
+    const base = Duration.toMillis(settings.backoffBase)
+    const cap = Duration.toMillis(settings.backoffCap)
+    const exponential = Math.min(cap, base * 2 ** Math.min(Math.max(attempts - 1, 0), 30))
+    return Duration.millis(Math.round(exponential * (0.8 + 0.4 * r)))
+  })
+
+/**
+ * Classifies why a delete failed.
+ *
+ * @since 0.1.0
+ * @category backoff
+ */
+export const classify = (cause: Cause.Cause<unknown>): FailureClass => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isNone(failure)) return "transient"
+  const error = failure.value as { _tag?: string; reason?: string }
+  switch (error._tag) {
+    case "UploadSessionNotFound":
+      return "session_not_found"
+    case "InvalidObjectKey":
+      return "invalid"
+    case "StorageBackendError":
+      return error.reason === "access_denied" || error.reason === "bucket_not_found" || error.reason === "invalid"
+        ? error.reason
+        : "transient"
+    default:
+      return "transient"
+  }
+}
+
+/**
+ * Runs `tick` at start and then every `interval` as a scoped fiber; a
+ * failed tick is logged and retried with backoff (1 second, doubling, up to
+ * the interval) before the schedule goes on.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const runForever = <A, E, R>(name: string, tick: Effect.Effect<A, E, R>, interval: Duration.Duration) =>
+  tick.pipe(
+    Effect.tapErrorCause((cause) => Effect.logWarning(`${name} run failed; retrying`, cause)),
+    Effect.sandbox,
+    Effect.retry(
+      Schedule.exponential("1 second").pipe(
+        Schedule.map((d) => Duration.min(d, interval)),
+        Schedule.modifyDelay((d) => Duration.min(d, interval))
+      )
+    ),
+    Effect.catchAllCause((cause) => Effect.logError(`${name} run failed`, cause)),
+    Effect.repeat(Schedule.spaced(interval)),
+    Effect.annotateLogs({ package: "effect-storage", module: name }),
+    Effect.forkScoped,
+    Effect.interruptible
+  )
