@@ -161,7 +161,12 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       // cut this short.
       yield* Effect.uninterruptible(Effect.gen(function*() {
         yield* claims.createWithinCap(claim, config.maxPendingClaims)
-        const session = yield* multipart.initMultipart({ key: claim.key, contentType }).pipe(
+        const session = yield* multipart.initMultipart({
+          key: claim.key,
+          contentType,
+          // Backends keep ASCII metadata; the download proxy names the file with it.
+          metadata: { "original-filename": encodeURIComponent(originalFilename) }
+        }).pipe(
           Effect.tapError(() => compensate("delete the claim", claims.deleteIfPending(claim.id)))
         )
         yield* claims.updateUploadId(claim.id, session.uploadId).pipe(
@@ -248,6 +253,9 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       const recorded = yield* parts.listByClaim(claim.id)
       // Part numbers are unique and within 1..partCount, so the count proves 1..N.
       if (recorded.length !== claim.partCount) {
+        // A concurrent complete may have just committed (and removed the part rows).
+        const current = yield* ownedClaim(input.principal, input.claimId)
+        if (current.isUploaded) return yield* completedObject(current)
         return yield* new PartsIncomplete({ message: `${recorded.length} of ${claim.partCount} parts uploaded` })
       }
       return yield* Effect.uninterruptible(assemble(multipart, claim, recorded))

@@ -259,6 +259,48 @@ export class StorageBackendError extends Schema.TaggedError<StorageBackendError>
 }) {}
 
 /**
+ * The request carries no valid credentials.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", {
+  message: message("a valid bearer token is required")
+}) {}
+
+/**
+ * A dependency (the database or the object backend) is unavailable; retry
+ * later. Nothing was lost.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", {
+  message: message("the storage service is temporarily unavailable; retry later")
+}) {}
+
+/**
+ * The request body ended early or could not be read.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RequestBodyError extends Schema.TaggedError<RequestBodyError>()("RequestBodyError", {
+  message: message("the request body could not be read to its end")
+}) {}
+
+/**
+ * The requested byte range lies outside the object.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RangeNotSatisfiable extends Schema.TaggedError<RangeNotSatisfiable>()("RangeNotSatisfiable", {
+  size: Schema.Number,
+  message: message("the requested range is outside the object")
+}) {}
+
+/**
  * `DATABASE_URL` (or the URL given to `Database.layerFromUrl`) is not a
  * `sqlite:`, `postgres://` or `mysql://` URL.
  *

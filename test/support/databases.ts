@@ -101,7 +101,8 @@ export const describeEachDialect = <R>(
   name: string,
   makeLayer: (database: Layer.Layer<SqlClient.SqlClient>, dialect: Dialect) => Layer.Layer<R, unknown>,
   body: (it: Vitest.MethodsNonLive<R>, dialect: Dialect) => void,
-  dialects: ReadonlyArray<Dialect> = allDialects
+  dialects: ReadonlyArray<Dialect> = allDialects,
+  options: { readonly liveClock?: boolean } = {}
 ) => {
   for (const dialect of dialects) {
     const title = `${name} [${dialect}]`
@@ -109,7 +110,11 @@ export const describeEachDialect = <R>(
       missingServer(title, dialect)
       continue
     }
-    layer(Layer.orDie(makeLayer(freshDatabase(dialect), dialect)), { timeout: "120 seconds" })(title, (it) => body(it, dialect))
+    layer(Layer.orDie(makeLayer(freshDatabase(dialect), dialect)), {
+      timeout: "120 seconds",
+      // Servers answer on real time: their clock must not be the test clock.
+      excludeTestServices: options.liveClock === true
+    })(title, (it) => body(it as Vitest.MethodsNonLive<R>, dialect))
   }
 }
 

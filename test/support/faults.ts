@@ -18,6 +18,10 @@ export interface Faults {
   readonly failing: Map<string, DeleteFault>
   /** Keys whose delete waits this long first. */
   readonly slow: Map<string, Duration.DurationInput>
+  /** Keys whose stat fails with the error, until removed. */
+  readonly failingStat: Map<string, StorageBackendError>
+  /** Keys whose stat waits this long first. */
+  readonly slowStat: Map<string, Duration.DurationInput>
   /** Every delete call, in order, with its start and end (ms since epoch). */
   readonly deletes: Array<{ key: string; start: number; end: number }>
   /** Every abortMultipart call. */
@@ -29,7 +33,22 @@ export const Faults = Context.GenericTag<Faults>("test/Faults")
 export const layer: Layer.Layer<ObjectStorage | Faults, never, ObjectStorage> = Layer.effectContext(
   Effect.gen(function*() {
     const inner = yield* ObjectStorage
-    const faults: Faults = { failing: new Map(), slow: new Map(), deletes: [], aborts: [] }
+    const faults: Faults = {
+      failing: new Map(),
+      slow: new Map(),
+      failingStat: new Map(),
+      slowStat: new Map(),
+      deletes: [],
+      aborts: []
+    }
+    const statObject = (key: string) =>
+      Effect.gen(function*() {
+        const delay = faults.slowStat.get(key)
+        if (delay !== undefined) yield* Effect.sleep(delay)
+        const fault = faults.failingStat.get(key)
+        if (fault !== undefined) return yield* Effect.fail(fault)
+        return yield* inner.statObject(key)
+      })
     const deleteObject = (key: string) =>
       Effect.gen(function*() {
         const start = Date.now()
@@ -43,6 +62,7 @@ export const layer: Layer.Layer<ObjectStorage | Faults, never, ObjectStorage> = 
     const wrapped: ObjectStorage["Type"] = {
       ...inner,
       deleteObject,
+      statObject,
       multipart: Option.map(inner.multipart, (m) => ({
         ...m,
         abortMultipart: (input: { readonly key: string; readonly uploadId: string }) =>

@@ -1,0 +1,215 @@
+/**
+ * The download proxy: `GET /storage/files/{key...}` through the ACL, with
+ * byte ranges, ETag revalidation and safe headers.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { guessContentType, isSafeContentType } from "../layers/uploads/Naming.js"
+import { AccessDenied, InvalidObjectKey, Unauthenticated } from "../schema/Errors.js"
+import { isAnonymous, type ObjectInfo } from "../schema/Models.js"
+import { ObjectStorage } from "../services/ObjectStorage.js"
+import { optionalPrincipal } from "./Authentication.js"
+import { FileAcl, isPublicKey } from "./FileAcl.js"
+
+/**
+ * Where files are served.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const filesPrefix = "/storage/files/"
+
+/**
+ * The metadata entry that carries an upload's original filename
+ * (URI-encoded, as backends keep ASCII metadata).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const originalFilenameMetadata = "original-filename"
+
+/**
+ * Serves one download request.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const download = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    // Not `new URL(...)`: it would resolve `..` and `%2e%2e` before the key is checked.
+    const [pathname = "", query = ""] = request.url.split("?", 2)
+    const key = yield* keyFromPath(pathname)
+    const accessToken = new URLSearchParams(query).get("access_token") ?? undefined
+    const principal = yield* optionalPrincipal(request.headers["authorization"], accessToken)
+    if (!isPublicKey(key)) {
+      const acl = yield* FileAcl
+      if (!(yield* acl.canRead(principal, key))) {
+        return yield* isAnonymous(principal) ? new Unauthenticated() : new AccessDenied()
+      }
+    }
+    const objects = yield* ObjectStorage
+    const rangeHeader = request.headers["range"]
+    const ifNoneMatch = request.headers["if-none-match"]
+
+    // Revalidation and ranges need the object's ETag and size first.
+    if (rangeHeader !== undefined || ifNoneMatch !== undefined) {
+      const info = yield* objects.statObject(key)
+      if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, info.eTag)) {
+        return HttpServerResponse.empty({ status: 304, headers: cacheHeaders(key, info) })
+      }
+      const range = rangeHeader === undefined ? Option.none() : parseRange(rangeHeader, info.size)
+      if (Option.isSome(range) && range.value === "unsatisfiable") {
+        return HttpServerResponse.empty({
+          status: 416,
+          headers: { "content-range": `bytes */${info.size}`, ...safetyHeaders }
+        })
+      }
+      if (Option.isSome(range) && range.value !== "unsatisfiable") {
+        const { end, start } = range.value
+        const content = yield* objects.getObject({ key, range: { start, end } })
+        return HttpServerResponse.stream(content.body, {
+          status: 206,
+          contentType: servedContentType(key, content.info),
+          contentLength: end - start + 1,
+          headers: { ...fileHeaders(key, content.info), "content-range": `bytes ${start}-${end}/${content.info.size}` }
+        })
+      }
+    }
+    const content = yield* objects.getObject({ key })
+    return HttpServerResponse.stream(content.body, {
+      status: 200,
+      contentType: servedContentType(key, content.info),
+      contentLength: content.info.size,
+      headers: fileHeaders(key, content.info)
+    })
+  }).pipe(Effect.withSpan("StorageApi.download"))
+
+/**
+ * The object key of a request path: percent-decoded once, then checked.
+ * Empty keys, absolute paths, NUL, backslashes, `..`, empty segments and
+ * trailing slashes are `InvalidObjectKey`.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const keyFromPath = (pathname: string): Effect.Effect<string, InvalidObjectKey> => {
+  const at = pathname.indexOf(filesPrefix)
+  const raw = at === -1 ? "" : pathname.slice(at + filesPrefix.length)
+  return Effect.try({
+    try: () => decodeURIComponent(raw),
+    catch: () => new InvalidObjectKey({ key: raw, message: "the key is not valid percent-encoding" })
+  }).pipe(Effect.filterOrFail(isValidKey, (key) => new InvalidObjectKey({ key })))
+}
+
+/**
+ * Whether a key is safe to look up: see `keyFromPath`.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const isValidKey = (key: string): boolean =>
+  key !== "" &&
+  key.length <= 1024 &&
+  !key.startsWith("/") &&
+  !key.endsWith("/") &&
+  !key.includes("\u0000") &&
+  !key.includes("\\") &&
+  !key.includes("..") &&
+  !key.includes("//")
+
+/**
+ * An absolute byte range from a `Range` header and the object's size; none
+ * when the header is not a single byte range (the whole object is served).
+ *
+ * @since 0.1.0
+ * @category ranges
+ */
+export const parseRange = (
+  header: string,
+  size: number
+): Option.Option<{ readonly start: number; readonly end: number } | "unsatisfiable"> => {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (match === null || (match[1] === "" && match[2] === "")) return Option.none()
+  if (match[1] === "") {
+    // A suffix: the last N bytes.
+    const length = Number(match[2])
+    if (length === 0) return Option.some("unsatisfiable")
+    return size === 0 ? Option.some("unsatisfiable") : Option.some({ start: Math.max(0, size - length), end: size - 1 })
+  }
+  const start = Number(match[1])
+  const end = match[2] === "" ? size - 1 : Math.min(Number(match[2]), size - 1)
+  if (start >= size) return Option.some("unsatisfiable")
+  if (end < start) return Option.none()
+  return Option.some({ start, end })
+}
+
+/**
+ * The `Content-Disposition` of a download: inline for media and PDF, else
+ * an attachment, with the original filename (RFC 6266, with an ASCII fallback).
+ *
+ * @since 0.1.0
+ * @category headers
+ */
+export const contentDisposition = (key: string, info: ObjectInfo): string => {
+  const kind = isInlineType(servedContentType(key, info)) ? "inline" : "attachment"
+  const name = originalName(key, info)
+  const fallback = name.replace(/[^\x20-\x7e]|["\\%]/g, "_")
+  return `${kind}; filename="${fallback}"; filename*=UTF-8''${encodeRfc5987(name)}`
+}
+
+// ---- internal ----
+
+const isInlineType = (type: string) => /^(image|audio|video|font)\//.test(type) || type === "application/pdf"
+
+const safetyHeaders = {
+  "x-content-type-options": "nosniff",
+  // Uploaded content never runs as part of this origin.
+  "content-security-policy": "default-src 'none'; sandbox"
+}
+
+const servedContentType = (key: string, info: ObjectInfo) => {
+  const type = info.contentType !== "" ? info.contentType : guessContentType(key)
+  return isSafeContentType(type) ? type : "application/octet-stream"
+}
+
+const cacheHeaders = (key: string, info: ObjectInfo): Record<string, string> => ({
+  "cache-control": isPublicKey(key) ? "public, max-age=3600, immutable" : "private, no-cache",
+  ...(info.eTag === "" ? {} : { etag: quoteETag(info.eTag) }),
+  "last-modified": DateTime.toDateUtc(info.lastModified).toUTCString()
+})
+
+const fileHeaders = (key: string, info: ObjectInfo): Record<string, string> => ({
+  ...safetyHeaders,
+  ...cacheHeaders(key, info),
+  "accept-ranges": "bytes",
+  "content-disposition": contentDisposition(key, info)
+})
+
+const quoteETag = (etag: string) => etag.startsWith("\"") || etag.startsWith("W/") ? etag : `"${etag}"`
+
+const etagMatches = (header: string, etag: string) => {
+  if (etag === "") return false
+  if (header.trim() === "*") return true
+  const wanted = quoteETag(etag)
+  return header.split(",").map((tag) => tag.trim().replace(/^W\//, "")).includes(wanted)
+}
+
+const originalName = (key: string, info: ObjectInfo): string => {
+  const stored = info.metadata[originalFilenameMetadata]
+  if (stored !== undefined) {
+    try {
+      return decodeURIComponent(stored)
+    } catch {
+      // fall through to the key's own name
+    }
+  }
+  return key.split("/").pop() ?? key
+}
+
+const encodeRfc5987 = (value: string) =>
+  encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
