@@ -36,3 +36,41 @@ export * as Database from "./layers/sql/Database.js"
 export * as Migrations from "./layers/sql/Migrations.js"
 /** @since 0.1.0 */
 export * as SqlStores from "./layers/sql/SqlStores.js"
+/** @since 0.1.0 */
+export * as SqlEventOutbox from "./layers/sql/SqlEventOutbox.js"
+/** @since 0.1.0 */
+export * as MemoryObjectStorage from "./layers/objects/MemoryObjectStorage.js"
+/** @since 0.1.0 */
+export * as FileSystemObjectStorage from "./layers/objects/FileSystemObjectStorage.js"
+/** @since 0.1.0 */
+export * as S3ObjectStorage from "./layers/objects/S3ObjectStorage.js"
+export { StorageConfig, type StorageOverrides, type StorageSettings } from "./layers/StorageConfig.js"
+/** @since 0.1.0 */
+export * as StorageMetrics from "./layers/StorageMetrics.js"
+export { StorageEvents } from "./services/StorageEvents.js"
+export { type CompletedUpload, Uploads, type UploadTicket } from "./layers/Uploads.js"
+/** @since 0.1.0 */
+export * as Naming from "./layers/uploads/Naming.js"
+export { Files, type FilesFor, type ForSchemaOptions } from "./layers/Files.js"
+/** @since 0.1.0 */
+export * as FileRefs from "./layers/files/FileRefs.js"
+/** @since 0.1.0 */
+export * as UrlExtractor from "./layers/files/UrlExtractor.js"
+export * from "./layers/files/UrlKeyMapper.js"
+export { type DeleteReport, DeleteWorker } from "./layers/DeleteWorker.js"
+export { ClaimSweeper, type SweepReport } from "./layers/ClaimSweeper.js"
+/** @since 0.1.0 */
+export * as Storage from "./layers/Storage.js"
+
+// ---- http ----
+export { Authentication, CurrentPrincipal, parseTokens, TokenResolver } from "./http/Authentication.js"
+export { FileAcl } from "./http/FileAcl.js"
+export { StorageApi, StorageApiGroup } from "./http/StorageApi.js"
+/** @since 0.1.0 */
+export * as StorageHandlers from "./http/StorageHandlers.js"
+/** @since 0.1.0 */
+export * as Download from "./http/Download.js"
+/** @since 0.1.0 */
+export * as UploadPage from "./http/UploadPage.js"
+/** @since 0.1.0 */
+export * as Prometheus from "./http/Prometheus.js"

@@ -90,24 +90,21 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("eff
   failure: Unauthenticated.annotations(HttpApiSchema.annotations({ status: 401 })),
   provides: CurrentPrincipal,
   security: { bearer: HttpApiSecurity.bearer }
-}) {}
-
-/**
- * `Authentication` over the `TokenResolver` in context.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer: Layer.Layer<Authentication, never, TokenResolver> = Layer.effect(
-  Authentication,
-  Effect.map(TokenResolver, (resolver) =>
-    Authentication.of({
-      bearer: (token) =>
-        Redacted.value(token) === ""
-          ? Effect.fail(new Unauthenticated())
-          : resolver.resolve(token)
-    }))
-)
+}) {
+  /**
+   * `Authentication` over the `TokenResolver` in context.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layer: Layer.Layer<Authentication, never, TokenResolver> = Layer.effect(
+    Authentication,
+    Effect.map(TokenResolver, (resolver) =>
+      Authentication.of({
+        bearer: (token) => Redacted.value(token) === "" ? Effect.fail(new Unauthenticated()) : resolver.resolve(token)
+      }))
+  )
+}
 
 /**
  * The principal of an optional credential (`Authorization: Bearer`, or the

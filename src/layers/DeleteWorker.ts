@@ -122,6 +122,16 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
         return { deleted, deferred, deadLettered }
       }).pipe(sql.withTransaction)
 
+    /**
+     * Gives leased rows back. Rows already settled no longer carry the lease
+     * token (done rows are gone, deferred ones were released), so only the
+     * unfinished ones are affected.
+     */
+    const release = (rows: ReadonlyArray<PendingDelete>) =>
+      Effect.flatMap(DateTime.now, (now) => queue.release(rows[0]!.leaseToken!, rows.map((row) => row.id), now)).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("could not give leased rows back", cause))
+      )
+
     /** Processes one leased batch, renewing its lease until it is settled. */
     const processBatch = (rows: ReadonlyArray<PendingDelete>) =>
       Effect.gen(function*() {
@@ -149,10 +159,6 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
             lost.has(row.id) ? Effect.succeed(Option.none<readonly [PendingDelete, Option.Option<FailureClass>]>()) :
               Effect.map(removeObject(row), (failure) => Option.some([row, failure] as const)),
           { concurrency: config.deleteConcurrency }
-        ).pipe(
-          Effect.onInterrupt(() =>
-            Effect.flatMap(DateTime.now, (now) => queue.release(token, [...inFlight], now)).pipe(Effect.ignore)
-          )
         )
         const settled = outcomes.flatMap((o) => Option.isSome(o) && !lost.has(o.value[0].id) ? [o.value] : [])
         const counts = yield* settle(settled, yield* DateTime.now)
@@ -167,13 +173,22 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
       let deferred = 0
       let deadLettered = 0
       while (true) {
-        const rows = yield* queue.lease(yield* DateTime.now, config.deleteBatchSize, config.leaseWindow).pipe(
-          Metric.trackDurationWith(StorageMetrics.leaseDuration, Duration.toSeconds)
+        // The lease is not interruptible, and the release is registered before
+        // processing starts, so an interruption never strands leased rows.
+        const batch = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            const rows = yield* queue.lease(yield* DateTime.now, config.deleteBatchSize, config.leaseWindow).pipe(
+              Metric.trackDurationWith(StorageMetrics.leaseDuration, Duration.toSeconds)
+            )
+            if (rows.length === 0) return undefined
+            const counts = yield* restore(processBatch(rows)).pipe(Effect.onInterrupt(() => release(rows)))
+            return { rows, counts }
+          })
         )
-        if (rows.length === 0) break
+        if (batch === undefined) break
+        const { counts, rows } = batch
         batches++
         leased += rows.length
-        const counts = yield* processBatch(rows)
         deleted += counts.deleted
         deferred += counts.deferred
         deadLettered += counts.deadLettered

@@ -4,8 +4,17 @@
  *
  * @since 0.1.0
  */
+import type { SqlError } from "@effect/sql/SqlError"
+import * as DateTime from "effect/DateTime"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import { ClaimStore } from "../services/ClaimStore.js"
+import { DeleteQueue } from "../services/DeleteQueue.js"
 
 const seconds = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 16 })
 
@@ -130,3 +139,50 @@ export const unadoptedClaims = Metric.gauge("storage_unadopted_claims", {
 export const unadoptedClaimBytes = Metric.gauge("storage_unadopted_claim_bytes", {
   description: "Bytes of completed uploads no record has adopted yet"
 })
+
+// ---- sampling ----
+
+/**
+ * Reads the queue and claim totals once into the gauges.
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const sample: Effect.Effect<void, SqlError, DeleteQueue | ClaimStore> = Effect.gen(function*() {
+  const queue = yield* DeleteQueue
+  const claims = yield* ClaimStore
+  const now = yield* DateTime.now
+  const stats = yield* queue.stats(now)
+  const totals = yield* claims.totals
+  yield* Metric.set(queueDepth, stats.depth)
+  yield* Metric.set(queueDue, stats.due)
+  yield* Metric.set(queueDead, stats.dead)
+  yield* Metric.set(
+    queueOldestDueAge,
+    Option.match(stats.oldestDue, { onNone: () => 0, onSome: (at) => Math.max(0, DateTime.distance(at, now) / 1000) })
+  )
+  yield* Metric.set(pendingClaims, totals.pendingCount)
+  yield* Metric.set(pendingClaimBytes, totals.pendingBytes)
+  yield* Metric.set(unadoptedClaims, totals.uploadedCount)
+  yield* Metric.set(unadoptedClaimBytes, totals.uploadedBytes)
+}).pipe(Effect.withSpan("StorageMetrics.sample"))
+
+/**
+ * Samples the state gauges every `interval` (15 seconds) as a scoped fiber;
+ * a failed sample is logged and the next one tried.
+ *
+ * @since 0.1.0
+ * @category state
+ */
+export const layerSampler = (
+  interval: Duration.DurationInput = "15 seconds"
+): Layer.Layer<never, never, DeleteQueue | ClaimStore> =>
+  Layer.scopedDiscard(
+    sample.pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("metrics sample failed", cause)),
+      Effect.repeat(Schedule.spaced(interval)),
+      Effect.annotateLogs({ package: "effect-storage", module: "StorageMetrics" }),
+      Effect.forkScoped,
+      Effect.interruptible
+    )
+  )

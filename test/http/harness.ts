@@ -12,7 +12,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as http from "node:http"
-import * as Authentication from "../../src/http/Authentication.js"
+import { Authentication, TokenResolver } from "../../src/http/Authentication.js"
 import { FileAcl } from "../../src/http/FileAcl.js"
 import { StorageApi } from "../../src/http/StorageApi.js"
 import * as StorageHandlers from "../../src/http/StorageHandlers.js"
@@ -35,7 +35,7 @@ export const serverLayer = (
   const app = HttpApiBuilder.api(StorageApi).pipe(
     Layer.provide(StorageHandlers.layer),
     Layer.provide(Authentication.layer),
-    Layer.provide(Layer.mergeAll(Authentication.TokenResolver.layerFromMap(tokens), FileAcl.layerUploader)),
+    Layer.provide(Layer.mergeAll(TokenResolver.layerFromMap(tokens), FileAcl.layerUploader)),
     Layer.provideMerge(Uploads.Default)
   )
   return HttpApiBuilder.serve().pipe(

@@ -21,6 +21,7 @@ import { ObjectStorage } from "../../src/services/ObjectStorage.js"
 import * as Cause from "effect/Cause"
 import { describeEachDialect } from "../support/databases.js"
 import * as Faults from "../support/faults.js"
+import { eventually } from "../support/eventually.js"
 import { unique } from "../support/fixtures.js"
 
 const settings: StorageOverrides = { deleteBatchSize: 100, deleteMaxAttempts: 4, leaseWindow: "5 minutes" }
@@ -238,7 +239,8 @@ describeEachDialect("DeleteWorker", (database) => workerLayer(database), (it) =>
       const jobs = yield* queued(4)
       for (const job of jobs) faults.slow.set(job.key, "1 hour")
       const fiber = yield* Effect.fork(worker.runOnce)
-      yield* TestClock.adjust("1 second")
+      // wait until the batch is leased and its deletes are under way
+      yield* eventually(Effect.map(queue.stats(yield* DateTime.now), (s) => s.due === 0), { what: "the lease" })
       yield* Fiber.interrupt(fiber)
       // given back: due again at once, not after the lease window, no attempt counted
       const stats = yield* queue.stats(yield* DateTime.now)

@@ -1,0 +1,748 @@
+/**
+ * An `ObjectStorage` on the local filesystem: the embedded default (root
+ * `./data/objects` in the configuration), for a single node or a volume
+ * shared by several.
+ *
+ * Layout under the root:
+ * - `<key>`: the object's bytes, at the path its key names.
+ * - `.meta/<h>/<sha256 of key>.json` (`<h>` its first two hex digits): a
+ *   sidecar `{ key, etag, size, contentType, metadata }`. Named by hash, so
+ *   that no key can collide with another's sidecar (`a` and `a.json/b`
+ *   would, were sidecars named after keys) and length limits stay the data
+ *   file's. Without one (or with one whose size no longer matches the
+ *   bytes), the ETag is empty and the content type is guessed from the
+ *   key's extension.
+ * - `.tmp/`: bodies being written; each lands in place with one `rename`,
+ *   so a reader sees the old object or the new one whole, never a part.
+ * - `.multipart/<uploadId>/`: open sessions: `manifest.json` (key, content
+ *   type, metadata), `<n>.part` and `<n>.etag` per part.
+ *
+ * Bodies are streamed to and from disk; no object or part is held whole in
+ * memory. Keys are checked (see `keyProblem`) so that none can escape the
+ * root or reach the internal folders.
+ *
+ * Within one process, writers, readers and deleters of a key take a short
+ * per-key lock around the renames and the open, so an object's bytes and its
+ * sidecar always match. Processes sharing a volume still never see partial
+ * files (the renames are atomic), but a reader racing another process's
+ * writer may pair the new bytes with an empty ETag for a moment.
+ *
+ * @since 0.1.0
+ */
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as DateTime from "effect/DateTime"
+import * as Stream from "effect/Stream"
+import { createHash, randomUUID } from "node:crypto"
+import type { Stats } from "node:fs"
+import * as fsp from "node:fs/promises"
+import { dirname, join, posix, resolve } from "node:path"
+import {
+  bodyStream,
+  checkDeclaredSize,
+  checkPartNumber,
+  checkPartSequence,
+  compareKeys,
+  defaultContentType,
+  guessContentType,
+  multipartETag,
+  resolveRange,
+  unquoteETag,
+  withDeclaredSize
+} from "../../internal/objectStorage.js"
+import { uuidv7 } from "../../internal/uuidv7.js"
+import {
+  appendToFile,
+  closeQuietly,
+  errnoOf,
+  fileStream,
+  fsCall,
+  fsFailure,
+  ifExists,
+  pathConflictCodes,
+  removeQuietly,
+  writeNewFile
+} from "../../internal/files.js"
+import {
+  InvalidObjectKey,
+  isStorageBackendError,
+  ObjectNotFound,
+  PartETagMismatch,
+  PartTooSmall,
+  StorageBackendError,
+  UploadSessionNotFound
+} from "../../schema/Errors.js"
+import type { ObjectInfo } from "../../schema/Models.js"
+import { ObjectStorage } from "../../services/ObjectStorage.js"
+import type {
+  Body,
+  ByteRange,
+  Multipart,
+  MultipartUploadSummary,
+  ObjectSummary
+} from "../../services/ObjectStorage.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileSystemObjectStorageOptions {
+  /** The folder holding the objects; created when missing. */
+  readonly root: string
+  /** The multipart part size; 4 MiB when absent, zero or negative. */
+  readonly partSize?: number | undefined
+}
+
+/**
+ * The default part size: 4 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPartSize = 4 * 1024 * 1024
+
+/**
+ * Why a key cannot name a file under the root, or `undefined` when it can.
+ * Rejected: the empty key, absolute paths, NUL and backslash, keys that
+ * path cleaning would change, empty, `.` and `..` segments, a first segment
+ * naming an internal folder, and segments too long for a file name.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const keyProblem = (key: string): string | undefined => {
+  if (key.length === 0) return "the key is empty"
+  if (key.includes("\0")) return "the key contains a NUL character"
+  if (key.includes("\\")) return "the key contains a backslash"
+  if (key.startsWith("/")) return "the key is an absolute path"
+  const segments = key.split("/")
+  if (segments.some((s) => s === "" || s === "." || s === "..")) {
+    return "the key has an empty, '.' or '..' segment"
+  }
+  if (posix.normalize(key) !== key) return "the key changes under path cleaning"
+  if (internalFolders.includes(segments[0]!)) return `the key's first segment ${segments[0]} is reserved`
+  if (segments.some((s) => Buffer.byteLength(s) > 255)) return "a key segment is longer than 255 bytes"
+  return undefined
+}
+
+/**
+ * Builds a backend over `root`, creating its folders.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: FileSystemObjectStorageOptions
+): Effect.Effect<ObjectStorage["Type"], StorageBackendError> =>
+  Effect.gen(function*() {
+    const partSize = options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize
+    const paths = makePaths(resolve(options.root))
+    yield* fsCall("init", async () => {
+      for (const folder of [paths.tmp, paths.meta, paths.multipart]) await fsp.mkdir(folder, { recursive: true })
+    })
+    return makeBackend(paths, partSize)
+  })
+
+/**
+ * A layer with a filesystem backend over `root`. It needs nothing else: it
+ * uses `node:fs` directly.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: FileSystemObjectStorageOptions): Layer.Layer<ObjectStorage, StorageBackendError> =>
+  Layer.effect(ObjectStorage, make(options))
+
+// ---- internal ----
+
+const internalFolders: ReadonlyArray<string> = [".tmp", ".meta", ".multipart"]
+
+/** Upload ids this backend makes are UUIDs; anything else cannot name a session folder safely. */
+const uploadIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+interface Paths {
+  readonly root: string
+  readonly tmp: string
+  readonly meta: string
+  readonly multipart: string
+  readonly object: (key: string) => string
+  readonly sidecar: (key: string) => string
+  readonly temp: () => string
+  readonly session: (uploadId: string) => string
+}
+
+const makePaths = (root: string): Paths => {
+  const tmp = join(root, ".tmp")
+  const meta = join(root, ".meta")
+  const multipart = join(root, ".multipart")
+  return {
+    root,
+    tmp,
+    meta,
+    multipart,
+    object: (key) => join(root, ...key.split("/")),
+    sidecar: (key) => {
+      const hash = createHash("sha256").update(key).digest("hex")
+      return join(meta, hash.slice(0, 2), `${hash}.json`)
+    },
+    temp: () => join(tmp, randomUUID()),
+    session: (uploadId) => join(multipart, uploadId)
+  }
+}
+
+const Sidecar = Schema.Struct({
+  key: Schema.String,
+  etag: Schema.String,
+  size: Schema.Number,
+  contentType: Schema.String,
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String })
+})
+type Sidecar = typeof Sidecar.Type
+const decodeSidecar = Schema.decodeUnknownOption(Schema.parseJson(Sidecar))
+
+const Manifest = Schema.Struct({
+  key: Schema.String,
+  contentType: Schema.String,
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
+  initiated: Schema.Number
+})
+type Manifest = typeof Manifest.Type
+const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
+
+type PartRef = { readonly partNumber: number; readonly etag: string }
+
+const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
+  const withKeyLock = makeStripedLocks(64)
+
+  const readSidecar = (key: string, size: number) =>
+    Effect.map(
+      fsCall("readSidecar", () => ifExists(fsp.readFile(paths.sidecar(key), "utf8"))),
+      (text) =>
+        Option.filter(
+          text === undefined ? Option.none<Sidecar>() : decodeSidecar(text),
+          (sidecar) => sidecar.key === key && sidecar.size === size
+        )
+    )
+
+  const infoOf = (key: string, stat: Stats, sidecar: Option.Option<Sidecar>): ObjectInfo => ({
+    key,
+    size: stat.size,
+    lastModified: DateTime.unsafeMake(stat.mtime),
+    eTag: Option.match(sidecar, { onNone: () => "", onSome: (s) => s.etag }),
+    contentType: Option.match(sidecar, { onNone: () => guessContentType(key), onSome: (s) => s.contentType }),
+    metadata: Option.match(sidecar, { onNone: () => ({}), onSome: (s) => s.metadata })
+  })
+
+  const statFile = (operation: string, key: string) =>
+    Effect.flatMap(
+      fsCall(operation, () => ifExists(fsp.stat(paths.object(key)))),
+      (stat) => stat?.isFile() ? Effect.succeed(stat) : Effect.fail(new ObjectNotFound({ key }))
+    )
+
+  /**
+   * Opens an object for reading with its metadata. The open file keeps
+   * the bytes of that moment even if a writer replaces the object next.
+   */
+  const openObject = (operation: string, key: string) =>
+    withKeyLock(key)(
+      // Uninterruptible so an opened handle is never dropped unclosed.
+      Effect.uninterruptible(Effect.gen(function*() {
+        const handle = yield* fsCall(operation, () => ifExists(fsp.open(paths.object(key), "r")))
+        if (handle === undefined) return yield* new ObjectNotFound({ key })
+        return yield* Effect.gen(function*() {
+          const stat = yield* fsCall(operation, () => handle.stat())
+          if (!stat.isFile()) return yield* new ObjectNotFound({ key })
+          const sidecar = yield* readSidecar(key, stat.size)
+          return { handle, info: infoOf(key, stat, sidecar) }
+        }).pipe(Effect.onError(() => closeQuietly(handle)))
+      }))
+    )
+
+  /** A new temp file holding the body; removed after `use` unless `use` moved it into place. */
+  const withBodyInTempFile = <E, A, E2>(
+    operation: string,
+    body: Stream.Stream<Uint8Array, E>,
+    use: (file: { readonly path: string; readonly size: number; readonly md5: string }) => Effect.Effect<A, E2>
+  ) =>
+    Effect.acquireUseRelease(
+      Effect.sync(paths.temp),
+      (path) => Effect.flatMap(writeNewFile(operation, path, body), (written) => use({ path, ...written })),
+      removeQuietly
+    )
+
+  const writeSidecarTemp = (sidecar: Sidecar) =>
+    Effect.gen(function*() {
+      const path = paths.temp()
+      yield* fsCall("writeSidecar", () => fsp.writeFile(path, JSON.stringify(sidecar), { flag: "wx" }))
+      return path
+    })
+
+  /**
+   * Moves a written body and its sidecar into place. The old sidecar goes
+   * first: a crash in between leaves an object with no sidecar (empty ETag),
+   * never one paired with another object's ETag.
+   */
+  const commitObject = (operation: string, key: string, bodyPath: string, sidecar: Sidecar) =>
+    Effect.acquireUseRelease(
+      writeSidecarTemp(sidecar),
+      (sidecarPath) =>
+        withKeyLock(key)(Effect.gen(function*() {
+          yield* fsCall(operation, () => ifExists(fsp.unlink(paths.sidecar(key))))
+          yield* renameIntoPlace(operation, bodyPath, paths.object(key))
+          yield* renameIntoPlace(operation, sidecarPath, paths.sidecar(key))
+          const stat = yield* fsCall(operation, () => fsp.stat(paths.object(key)))
+          return infoOf(key, stat, Option.some(sidecar))
+        })).pipe(Effect.catchIf(isPathConflict, () =>
+          Effect.fail(
+            new InvalidObjectKey({ key, message: "the key collides with an existing object or folder of keys" })
+          ))),
+      removeQuietly
+    )
+
+  const putObject = <E = never>(input: {
+    readonly key: string
+    readonly body: Body<E>
+    readonly size?: number | undefined
+    readonly contentType?: string | undefined
+    readonly metadata?: Readonly<Record<string, string>> | undefined
+  }) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      yield* checkDeclaredSize("putObject", input.size)
+      const body = withDeclaredSize(bodyStream(input.body), input.size, "putObject")
+      return yield* withBodyInTempFile("putObject", body, (file) =>
+        commitObject("putObject", input.key, file.path, {
+          key: input.key,
+          etag: file.md5,
+          size: file.size,
+          contentType: input.contentType ?? defaultContentType,
+          metadata: { ...input.metadata }
+        }))
+    }).pipe(
+      // A generic method cannot go through `Effect.fn` without losing `E`.
+      Effect.withSpan("FileSystemObjectStorage.putObject", { attributes: { key: input.key } })
+    )
+
+  const getObject = Effect.fn("FileSystemObjectStorage.getObject")(function*(input: {
+    readonly key: string
+    readonly range?: ByteRange | undefined
+  }) {
+    yield* checkKey(input.key)
+    const { handle, info } = yield* openObject("getObject", input.key)
+    const { end, start } = resolveRange(info.size, input.range)
+    if (start >= end) {
+      yield* closeQuietly(handle)
+      return { info, body: Stream.empty }
+    }
+    const body = NodeStream.fromReadable<StorageBackendError>(
+      // autoClose: the handle is closed when the stream ends or is destroyed.
+      () => handle.createReadStream({ start, end: end - 1, autoClose: true }),
+      (cause) => fsFailure("getObject", cause)
+    )
+    return { info, body }
+  })
+
+  const statObject = Effect.fn("FileSystemObjectStorage.statObject")(function*(key: string) {
+    yield* checkKey(key)
+    return yield* withKeyLock(key)(Effect.gen(function*() {
+      const stat = yield* statFile("statObject", key)
+      return infoOf(key, stat, yield* readSidecar(key, stat.size))
+    }))
+  })
+
+  const deleteObject = Effect.fn("FileSystemObjectStorage.deleteObject")(function*(key: string) {
+    yield* checkKey(key)
+    yield* withKeyLock(key)(fsCall("deleteObject", async () => {
+      await ifExists(fsp.unlink(paths.sidecar(key)))
+      const stat = await ifExists(fsp.lstat(paths.object(key)))
+      // A folder of other keys is not an object: leave it alone.
+      if (stat?.isFile()) await ifExists(fsp.unlink(paths.object(key)))
+    }))
+    yield* fsCall("deleteObject", async () => {
+      await removeEmptyParents(dirname(paths.object(key)), paths.root)
+    })
+  })
+
+  const deleteObjects = Effect.fn("FileSystemObjectStorage.deleteObjects")(function*(keys: Iterable<string>) {
+    const all = [...keys]
+    yield* Effect.forEach(all, checkKey, { discard: true })
+    yield* Effect.forEach(all, deleteObject, { discard: true, concurrency: 8 })
+  })
+
+  const copyObject = Effect.fn("FileSystemObjectStorage.copyObject")(function*(from: string, to: string) {
+    yield* checkKey(from)
+    yield* checkKey(to)
+    const source = yield* openObject("copyObject", from)
+    const bytes = NodeStream.fromReadable<StorageBackendError>(
+      () => source.handle.createReadStream({ autoClose: true }),
+      (cause) => fsFailure("copyObject", cause)
+    )
+    return yield* withBodyInTempFile("copyObject", bytes, (file) =>
+      commitObject("copyObject", to, file.path, {
+        key: to,
+        etag: file.md5,
+        size: file.size,
+        contentType: source.info.contentType,
+        metadata: source.info.metadata
+      })).pipe(Effect.ensuring(closeQuietly(source.handle)))
+  })
+
+  const summaryOf = (key: string) =>
+    Effect.gen(function*() {
+      const stat = yield* fsCall("listObjects", () => ifExists(fsp.stat(paths.object(key))))
+      // Deleted since the folder was read, or replaced by a folder: skip it.
+      if (!stat?.isFile()) return Option.none<ObjectSummary>()
+      const sidecar = yield* readSidecar(key, stat.size)
+      const info = infoOf(key, stat, sidecar)
+      return Option.some<ObjectSummary>({
+        key,
+        size: info.size,
+        eTag: info.eTag,
+        lastModified: info.lastModified
+      })
+    })
+
+  /** A folder's objects in key order, reading each sub-folder only when the walk reaches it. */
+  const walk = (folder: string, folderKey: string, prefix: string): Stream.Stream<ObjectSummary, StorageBackendError> =>
+    Stream.unwrap(Effect.map(readListingEntries(folder, folderKey, prefix, folder === paths.root), (entries) =>
+      Stream.flatMap(Stream.fromIterable(entries), (entry) =>
+        entry.isFolder
+          ? walk(join(folder, entry.name), `${entry.key}/`, prefix)
+          : Stream.filterMap(Stream.fromEffect(summaryOf(entry.key)), (summary) => summary))))
+
+  const listObjects = (prefix = ""): Stream.Stream<ObjectSummary, StorageBackendError> =>
+    Stream.suspend(() => walk(paths.root, "", prefix))
+
+  // ---- multipart ----
+
+  const sessionNotFound = (uploadId: string) =>
+    new UploadSessionNotFound({ message: `no open multipart upload ${uploadId}` })
+
+  const readManifest = (uploadId: string) =>
+    uploadIdPattern.test(uploadId)
+      ? Effect.map(
+        fsCall("readManifest", () => ifExists(fsp.readFile(join(paths.session(uploadId), "manifest.json"), "utf8"))),
+        (text) => text === undefined ? Option.none<Manifest>() : decodeManifest(text)
+      )
+      : Effect.succeed(Option.none<Manifest>())
+
+  /** The session's manifest; `UploadSessionNotFound` when closed, unknown, or for another key. */
+  const openSession = (uploadId: string, key: string) =>
+    Effect.flatMap(readManifest(uploadId), (manifest) =>
+      Option.isSome(manifest) && manifest.value.key === key
+        ? Effect.succeed(manifest.value)
+        : Effect.fail(sessionNotFound(uploadId)))
+
+  /**
+   * Takes a session folder away from `.multipart` in one rename, so that
+   * exactly one completer or aborter wins, even across processes. Answers
+   * where it went, or `undefined` when someone else took it first.
+   */
+  const claimSession = (operation: string, uploadId: string) =>
+    fsCall(operation, async () => {
+      const claimed = join(paths.tmp, `${uploadId}.${randomUUID()}.closing`)
+      return (await renameIfPresent(paths.session(uploadId), claimed)) ? claimed : undefined
+    })
+
+  const initMultipart = Effect.fn("FileSystemObjectStorage.initMultipart")(function*(input: {
+    readonly key: string
+    readonly contentType?: string | undefined
+    readonly metadata?: Readonly<Record<string, string>> | undefined
+  }) {
+    yield* checkKey(input.key)
+    const uploadId = yield* uuidv7
+    const manifest: Manifest = {
+      key: input.key,
+      contentType: input.contentType ?? defaultContentType,
+      metadata: { ...input.metadata },
+      initiated: Date.now()
+    }
+    // Built aside and renamed in, so a session folder always has its manifest.
+    const staging = paths.temp()
+    yield* fsCall("initMultipart", async () => {
+      await fsp.mkdir(staging)
+      await fsp.writeFile(join(staging, "manifest.json"), JSON.stringify(manifest))
+      await fsp.rename(staging, paths.session(uploadId))
+    }).pipe(Effect.onError(() => removeQuietly(staging)))
+    return { key: input.key, uploadId }
+  })
+
+  const putPart = <E = never>(input: {
+    readonly key: string
+    readonly uploadId: string
+    readonly partNumber: number
+    readonly body: Body<E>
+    readonly size?: number | undefined
+  }) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      yield* checkPartNumber(input.partNumber, 0)
+      yield* checkDeclaredSize("putPart", input.size)
+      yield* openSession(input.uploadId, input.key)
+      const body = withDeclaredSize(bodyStream(input.body), input.size, "putPart")
+      return yield* withBodyInTempFile("putPart", body, (file) =>
+        storePart(input.uploadId, input.partNumber, file.path, file.md5).pipe(
+          Effect.as({ partNumber: input.partNumber, etag: file.md5, size: file.size })
+        ))
+    }).pipe(
+      // A generic method cannot go through `Effect.fn` without losing `E`.
+      Effect.withSpan("FileSystemObjectStorage.putPart", {
+        attributes: { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber }
+      })
+    )
+
+  /**
+   * Moves a written part and its ETag into the session folder. Never
+   * creates the folder: when it is gone, the session was closed meanwhile.
+   */
+  const storePart = (uploadId: string, partNumber: number, partPath: string, etag: string) =>
+    Effect.acquireUseRelease(
+      Effect.sync(paths.temp),
+      (etagPath) =>
+        withKeyLock(`${uploadId}#${partNumber}`)(fsCall("putPart", async () => {
+          const folder = paths.session(uploadId)
+          await fsp.writeFile(etagPath, etag, { flag: "wx" })
+          return (await renameIfPresent(partPath, join(folder, `${partNumber}.part`))) &&
+            (await renameIfPresent(etagPath, join(folder, `${partNumber}.etag`)))
+        })).pipe(Effect.flatMap((moved) => moved ? Effect.void : Effect.fail(sessionNotFound(uploadId)))),
+      removeQuietly
+    )
+
+  /** The stored parts a manifest names, after the existence, size and ETag checks. */
+  const checkStoredParts = (uploadId: string, parts: ReadonlyArray<PartRef>) =>
+    Effect.forEach(parts, ({ etag, partNumber }, index) =>
+      Effect.gen(function*() {
+        const folder = paths.session(uploadId)
+        const stored = yield* fsCall("completeMultipart", async () => {
+          const stat = await ifExists(fsp.stat(join(folder, `${partNumber}.part`)))
+          const storedETag = await ifExists(fsp.readFile(join(folder, `${partNumber}.etag`), "utf8"))
+          return stat === undefined || storedETag === undefined ? undefined : { size: stat.size, etag: storedETag }
+        })
+        if (stored === undefined) {
+          return yield* new PartETagMismatch({ message: `part ${partNumber} was never uploaded` })
+        }
+        if (index < parts.length - 1 && stored.size < partSize) {
+          return yield* new PartTooSmall({
+            message: `part ${partNumber} is ${stored.size} bytes, below the part size ${partSize}`
+          })
+        }
+        if (unquoteETag(etag) !== stored.etag) {
+          return yield* new PartETagMismatch({ message: `part ${partNumber} has another ETag` })
+        }
+        return join(folder, `${partNumber}.part`)
+      }))
+
+  /**
+   * Streams the parts, in order, into a new file, checking each part's MD5
+   * against its ETag on the way: a part replaced after the checks is caught.
+   */
+  const assembleParts = (path: string, partPaths: ReadonlyArray<string>, parts: ReadonlyArray<PartRef>) =>
+    Effect.acquireUseRelease(
+      fsCall("completeMultipart", () => fsp.open(path, "wx")),
+      (handle) =>
+        Effect.gen(function*() {
+          for (const [index, partPath] of partPaths.entries()) {
+            const hash = createHash("md5")
+            yield* appendToFile("completeMultipart", handle, fileStream("completeMultipart", partPath), (b) => hash.update(b))
+            if (hash.digest("hex") !== unquoteETag(parts[index]!.etag)) {
+              return yield* new PartETagMismatch({ message: `part ${parts[index]!.partNumber} changed during completion` })
+            }
+          }
+          const stat = yield* fsCall("completeMultipart", () => handle.stat())
+          yield* fsCall("completeMultipart", () => handle.datasync())
+          return stat.size
+        }),
+      closeQuietly
+    )
+
+  const completeMultipart = Effect.fn("FileSystemObjectStorage.completeMultipart")(function*(input: {
+    readonly key: string
+    readonly uploadId: string
+    readonly parts: ReadonlyArray<PartRef>
+  }) {
+    yield* checkKey(input.key)
+    const manifest = yield* openSession(input.uploadId, input.key)
+    yield* checkPartSequence(input.parts)
+    const partPaths = yield* checkStoredParts(input.uploadId, input.parts)
+    return yield* Effect.acquireUseRelease(
+      Effect.sync(paths.temp),
+      (assembled) =>
+        Effect.gen(function*() {
+          const size = yield* assembleParts(assembled, partPaths, input.parts)
+          const claimed = yield* claimSession("completeMultipart", input.uploadId)
+          if (claimed === undefined) return yield* sessionNotFound(input.uploadId)
+          const sidecar: Sidecar = {
+            key: input.key,
+            etag: multipartETag(input.parts.map((part) => unquoteETag(part.etag))),
+            size,
+            contentType: manifest.contentType,
+            metadata: manifest.metadata
+          }
+          const info = yield* commitObject("completeMultipart", input.key, assembled, sidecar).pipe(
+            // Put the session back so the caller may retry.
+            Effect.onError(() => ignoreFailure(fsp.rename(claimed, paths.session(input.uploadId))))
+          )
+          yield* removeQuietly(claimed)
+          return info
+        }),
+      removeQuietly
+    )
+  })
+
+  const abortMultipart = Effect.fn("FileSystemObjectStorage.abortMultipart")(function*(input: {
+    readonly key: string
+    readonly uploadId: string
+  }) {
+    yield* checkKey(input.key)
+    const manifest = yield* readManifest(input.uploadId)
+    // Unknown, closed or someone else's session: nothing to abort.
+    if (Option.isNone(manifest) || manifest.value.key !== input.key) return
+    const claimed = yield* claimSession("abortMultipart", input.uploadId)
+    if (claimed !== undefined) yield* removeQuietly(claimed)
+  })
+
+  const listMultipartUploads = (prefix = ""): Stream.Stream<MultipartUploadSummary, StorageBackendError> =>
+    Stream.unwrap(Effect.gen(function*() {
+      const ids = yield* fsCall("listMultipartUploads", () => fsp.readdir(paths.multipart))
+      const sessions: Array<MultipartUploadSummary> = []
+      for (const uploadId of ids) {
+        const manifest = yield* readManifest(uploadId)
+        if (Option.isSome(manifest) && manifest.value.key.startsWith(prefix)) {
+          sessions.push({
+            key: manifest.value.key,
+            uploadId,
+            initiated: DateTime.unsafeMake(manifest.value.initiated)
+          })
+        }
+      }
+      sessions.sort((a, b) => compareKeys(a.key, b.key) || compareKeys(a.uploadId, b.uploadId))
+      return Stream.fromIterable(sessions)
+    }))
+
+  const multipart: Multipart = {
+    partSize,
+    maxPartCount: 0,
+    initMultipart,
+    putPart,
+    completeMultipart,
+    abortMultipart,
+    listMultipartUploads
+  }
+
+  return {
+    name: "filesystem",
+    putObject,
+    getObject,
+    statObject,
+    deleteObject,
+    deleteObjects,
+    copyObject,
+    listObjects,
+    multipart: Option.some(multipart)
+  }
+}
+
+const checkKey = (key: string): Effect.Effect<void, InvalidObjectKey> => {
+  const problem = keyProblem(key)
+  return problem === undefined ? Effect.void : Effect.fail(new InvalidObjectKey({ key, message: problem }))
+}
+
+interface ListingEntry {
+  readonly name: string
+  readonly key: string
+  readonly isFolder: boolean
+}
+
+/**
+ * A folder's entries that can hold keys under `prefix`, sorted so that the
+ * walk yields keys in order: a folder sorts as its name plus `/`, which is
+ * how every key inside it begins.
+ */
+const readListingEntries = (folder: string, folderKey: string, prefix: string, isRoot: boolean) =>
+  Effect.map(
+    fsCall("listObjects", () => ifExists(fsp.readdir(folder, { withFileTypes: true }))),
+    (dirents) => {
+      const entries: Array<ListingEntry & { readonly sortKey: string }> = []
+      for (const dirent of dirents ?? []) {
+        if (isRoot && internalFolders.includes(dirent.name)) continue
+        const key = `${folderKey}${dirent.name}`
+        if (dirent.isDirectory()) {
+          const inside = `${key}/`
+          if (inside.startsWith(prefix) || prefix.startsWith(inside)) {
+            entries.push({ name: dirent.name, key, isFolder: true, sortKey: inside })
+          }
+        } else if (dirent.isFile() && key.startsWith(prefix)) {
+          entries.push({ name: dirent.name, key, isFolder: false, sortKey: key })
+        }
+      }
+      return entries.sort((a, b) => compareKeys(a.sortKey, b.sortKey))
+    }
+  )
+
+/**
+ * Renames into a folder made on the way. A concurrent delete may remove
+ * that folder (it prunes empty parents) between the mkdir and the rename,
+ * so a missing folder is retried a few times.
+ */
+const renameIntoPlace = (operation: string, from: string, to: string) =>
+  fsCall(operation, async () => {
+    for (let attempt = 1;; attempt++) {
+      await fsp.mkdir(dirname(to), { recursive: true })
+      try {
+        return await fsp.rename(from, to)
+      } catch (error) {
+        if (errnoOf(error) !== "ENOENT" || attempt >= 5) throw error
+      }
+    }
+  })
+
+/** Removes `folder` and its parents while they are empty, stopping at `stop`. */
+const removeEmptyParents = async (folder: string, stop: string) => {
+  let current = folder
+  while (current.startsWith(`${stop}/`)) {
+    try {
+      await fsp.rmdir(current)
+    } catch {
+      // Not empty (or already gone, or in use): the walk ends here.
+      return
+    }
+    current = dirname(current)
+  }
+}
+
+/** Renames without making folders; `false` when the source or the target's folder is missing. */
+const renameIfPresent = async (from: string, to: string): Promise<boolean> => {
+  try {
+    await fsp.rename(from, to)
+    return true
+  } catch (error) {
+    const code = errnoOf(error)
+    if (code === "ENOENT" || code === "ENOTDIR") return false
+    throw error
+  }
+}
+
+const isPathConflict = (error: unknown): boolean =>
+  isStorageBackendError(error) && pathConflictCodes.includes(errnoOf(error.cause) ?? "")
+
+const ignoreFailure = (promise: Promise<unknown>) =>
+  Effect.promise(() => promise.then(() => undefined, () => undefined))
+
+/**
+ * Per-key mutual exclusion within this process, from a fixed set of
+ * semaphores picked by a hash of the key: bounded memory, and two keys
+ * sharing a stripe only wait a little for each other.
+ */
+const makeStripedLocks = (stripes: number) => {
+  const semaphores = Array.from({ length: stripes }, () => Effect.unsafeMakeSemaphore(1))
+  return (key: string) => semaphores[hashString(key) % stripes]!.withPermits(1)
+}
+
+const hashString = (text: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
+  return hash >>> 0
+}

@@ -1,0 +1,896 @@
+/**
+ * An `ObjectStorage` on Amazon S3 or an S3-compatible server (checked
+ * against Ceph RADOS Gateway and OpenStack Swift's s3api), through
+ * `@aws-sdk/client-s3`.
+ *
+ * - Every request is sent with the fiber's abort signal: interrupting a
+ *   call aborts its HTTP request.
+ * - Bodies are streamed. A stream of known size goes straight into the
+ *   request with that `Content-Length`; a stream of unknown size is first
+ *   spooled to a temporary file (never to memory), then uploaded from it.
+ *   `putObject` is one `PutObject`, so it is bounded by S3's 5 GiB limit for
+ *   a single upload; larger objects go through `multipart`.
+ * - The multipart contract is checked here, since S3 servers accept gaps,
+ *   and both Ceph and Swift accept a second `CompleteMultipartUpload` of a
+ *   finished session (Swift even accepts parts for it): a session counts as
+ *   open only while `ListMultipartUploads` shows it, `putPart` and
+ *   `completeMultipart` look there first, and completion checks the stored
+ *   parts' sizes and ETags (from `ListParts`) before it asks S3.
+ * - S3 user metadata keys come back lowercased: that is S3's rule.
+ *
+ * @since 0.1.0
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  UploadPartCommand
+} from "@aws-sdk/client-s3"
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { createHash, randomUUID } from "node:crypto"
+import { createReadStream } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Readable } from "node:stream"
+import { removeQuietly, writeNewFile } from "../../internal/files.js"
+import {
+  bodyStream,
+  checkDeclaredSize,
+  checkPartNumber,
+  checkPartSequence,
+  defaultContentType,
+  sizeMismatch,
+  unquoteETag,
+  withDeclaredSize
+} from "../../internal/objectStorage.js"
+import {
+  InvalidObjectKey,
+  isStorageBackendError,
+  ObjectNotFound,
+  PartETagMismatch,
+  PartNumberOutOfRange,
+  PartTooSmall,
+  StorageBackendError,
+  UploadSessionNotFound
+} from "../../schema/Errors.js"
+import type { ObjectInfo } from "../../schema/Models.js"
+import { ObjectStorage } from "../../services/ObjectStorage.js"
+import type {
+  Body,
+  ByteRange,
+  Multipart,
+  MultipartUploadSummary,
+  ObjectSummary,
+  PartInfo
+} from "../../services/ObjectStorage.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface S3ObjectStorageOptions {
+  readonly bucket: string
+  /** The server's URL, for S3-compatible servers; AWS's own endpoint when absent. */
+  readonly endpoint?: string | undefined
+  /** `us-east-1` when absent and an endpoint is given; else the SDK's default chain. */
+  readonly region?: string | undefined
+  /** The SDK's default credential chain (environment, profile, ...) when absent. */
+  readonly credentials?: {
+    readonly accessKeyId: string
+    readonly secretAccessKey: string
+    readonly sessionToken?: string | undefined
+  } | undefined
+  /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need. */
+  readonly forcePathStyle?: boolean | undefined
+  /** The multipart part size: 16 MiB when absent, zero or negative; raised to S3's 5 MiB minimum. */
+  readonly partSize?: number | undefined
+  /** Create the bucket when it is missing, while the layer is built. Default false. */
+  readonly createBucket?: boolean | undefined
+  /** Where bodies of unknown size are spooled before upload; the OS temp folder when absent. */
+  readonly spoolDirectory?: string | undefined
+}
+
+/**
+ * The default part size: 16 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPartSize = 16 * 1024 * 1024
+
+/**
+ * S3's smallest allowed non-final part: 5 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const minimumPartSize = 5 * 1024 * 1024
+
+/**
+ * S3's most parts per object: 10,000.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxPartCount = 10_000
+
+/**
+ * S3's largest single `PutObject`: 5 GiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxSingleUploadSize = 5 * 1024 * 1024 * 1024
+
+/**
+ * Builds a backend on a new S3 client, destroyed with the scope. With
+ * `createBucket`, the bucket is created when missing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: S3ObjectStorageOptions
+): Effect.Effect<ObjectStorage["Type"], StorageBackendError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => makeClient(options)),
+      (client) => Effect.sync(() => client.destroy())
+    )
+    const requested = options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize
+    if (requested < minimumPartSize) {
+      yield* Effect.logWarning(
+        `S3ObjectStorage: part size ${requested} is below S3's minimum; using ${minimumPartSize}`
+      )
+    }
+    const backend = makeBackend({
+      client,
+      bucket: options.bucket,
+      partSize: Math.max(requested, minimumPartSize),
+      spoolDirectory: options.spoolDirectory ?? tmpdir()
+    })
+    if (options.createBucket === true) yield* backend.ensureBucket
+    return backend.service
+  })
+
+/**
+ * A layer with an S3 backend; the client lives as long as the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: S3ObjectStorageOptions): Layer.Layer<ObjectStorage, StorageBackendError> =>
+  Layer.scoped(ObjectStorage, make(options))
+
+// ---- internal ----
+
+const makeClient = (options: S3ObjectStorageOptions): S3Client => {
+  const config: S3ClientConfig = {
+    // The SDK's default ("when supported") sends streamed bodies as
+    // aws-chunked with a trailing checksum, which Ceph (411) and Swift (501)
+    // refuse. Checksums are then sent only where S3 requires one.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED"
+  }
+  if (options.endpoint !== undefined) config.endpoint = options.endpoint
+  const region = options.region ?? (options.endpoint !== undefined ? "us-east-1" : undefined)
+  if (region !== undefined) config.region = region
+  if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle
+  if (options.credentials !== undefined) {
+    const { accessKeyId, secretAccessKey, sessionToken } = options.credentials
+    config.credentials = sessionToken === undefined
+      ? { accessKeyId, secretAccessKey }
+      : { accessKeyId, secretAccessKey, sessionToken }
+  }
+  const client = new S3Client(config)
+  addDeleteObjectsContentMd5(client)
+  return client
+}
+
+/**
+ * Swift's s3api refuses `DeleteObjects` without `Content-MD5`, which SDK v3
+ * no longer sends (it sends a CRC32 checksum instead). Added after
+ * serialisation and before signing, so the header is signed too.
+ */
+const addDeleteObjectsContentMd5 = (client: S3Client) =>
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown }
+      const body = request.body
+      if (
+        context.commandName === "DeleteObjectsCommand" && request.headers !== undefined &&
+        (typeof body === "string" || body instanceof Uint8Array)
+      ) {
+        request.headers["content-md5"] = createHash("md5").update(body).digest("base64")
+      }
+      return next(args)
+    },
+    { step: "build", name: "effectStorageDeleteObjectsContentMd5" }
+  )
+
+interface S3Failure {
+  readonly code: string
+  readonly status: number | undefined
+  readonly message: string
+}
+
+/** The S3 error code and HTTP status of an SDK error (`NotFound`/403 with no code for HEAD requests). */
+const s3Failure = (error: unknown): S3Failure => {
+  const e = (typeof error === "object" && error !== null ? error : {}) as {
+    readonly name?: unknown
+    readonly Code?: unknown
+    readonly message?: unknown
+    readonly $metadata?: { readonly httpStatusCode?: unknown }
+  }
+  const code = typeof e.Code === "string" ? e.Code : typeof e.name === "string" ? e.name : "Unknown"
+  const status = typeof e.$metadata?.httpStatusCode === "number" ? e.$metadata.httpStatusCode : undefined
+  const message = typeof e.message === "string" ? e.message : String(error)
+  return { code, status, message }
+}
+
+const accessDeniedCodes: ReadonlyArray<string> = [
+  "AccessDenied",
+  "AllAccessDisabled",
+  "AccountProblem",
+  "ExpiredToken",
+  "InvalidAccessKeyId",
+  "InvalidToken",
+  "SignatureDoesNotMatch"
+]
+
+/** Failures that the same request can never turn into a success. */
+const invalidCodes: ReadonlyArray<string> = [
+  "BadDigest",
+  "EntityTooLarge",
+  "IncompleteBody",
+  "InvalidArgument",
+  "InvalidBucketName",
+  "InvalidDigest",
+  "InvalidObjectName",
+  "InvalidRequest",
+  "KeyTooLongError",
+  "MalformedXML",
+  "MetadataTooLarge",
+  "MissingContentLength",
+  "NotImplemented"
+]
+
+const backendError = (operation: string, cause: unknown): StorageBackendError => {
+  const failure = s3Failure(cause)
+  const reason = failure.status === 403 || accessDeniedCodes.includes(failure.code)
+    ? "access_denied"
+    : failure.code === "NoSuchBucket"
+    ? "bucket_not_found"
+    : invalidCodes.includes(failure.code)
+    ? "invalid"
+    : "transient"
+  // Ceph leaves the message out ("UnknownError"); the code says it all then.
+  const detail = failure.message !== "" && failure.message !== "UnknownError" ? `: ${failure.message}` : ""
+  const status = failure.status === undefined ? "" : ` (HTTP ${failure.status})`
+  return new StorageBackendError({ operation, reason, message: `${operation}: ${failure.code}${status}${detail}`, cause })
+}
+
+/** Whether a failure is a `StorageBackendError` caused by one of the S3 codes. */
+const causedBy = (...codes: ReadonlyArray<string>) => (error: unknown): boolean =>
+  isStorageBackendError(error) && codes.includes(s3Failure(error.cause).code)
+
+const causedByStatus = (status: number) => (error: unknown): boolean =>
+  isStorageBackendError(error) && s3Failure(error.cause).status === status
+
+/**
+ * A payload ready for the SDK: bytes, or a Node stream of exactly `length`
+ * bytes. `failed` aborts when the body fails: the SDK pipes a stream body
+ * into the request, and a pipe does not end its destination when the source
+ * fails, so the request must be aborted or it waits for the missing bytes.
+ */
+interface Payload {
+  readonly body: Readable | Uint8Array
+  readonly length: number
+  readonly failed: AbortSignal
+}
+
+const neverAborted = new AbortController().signal
+
+/** The request's abort signal: the fiber's interruption, or the body's failure. */
+const uploadSignal = (interrupted: AbortSignal, payload: Payload) => AbortSignal.any([interrupted, payload.failed])
+
+interface BackendConfig {
+  readonly client: S3Client
+  readonly bucket: string
+  readonly partSize: number
+  readonly spoolDirectory: string
+}
+
+type PartRef = { readonly partNumber: number; readonly etag: string }
+
+const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig) => {
+  /**
+   * One SDK call: interruption aborts the request; `refine` turns the S3
+   * codes an operation knows into its typed errors, the rest become
+   * `StorageBackendError`.
+   */
+  const call = <A, E = never>(
+    operation: string,
+    send: (abortSignal: AbortSignal) => Promise<A>,
+    refine?: (failure: S3Failure) => E | undefined
+  ): Effect.Effect<A, E | StorageBackendError> =>
+    Effect.tryPromise({
+      try: send,
+      catch: (cause) => refine?.(s3Failure(cause)) ?? backendError(operation, cause)
+    })
+
+  const sessionNotFound = (uploadId: string) =>
+    new UploadSessionNotFound({ message: `no open multipart upload ${uploadId}` })
+
+  const bucketMissing = (operation: string) =>
+    new StorageBackendError({ operation, reason: "bucket_not_found", message: `${operation}: no bucket ${bucket}` })
+
+  const bucketExists = (operation: string) =>
+    call(operation, (abortSignal) => client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
+      Effect.as(true),
+      Effect.catchIf(causedByStatus(404), () => Effect.succeed(false))
+    )
+
+  const ensureBucket = Effect.gen(function*() {
+    if (yield* bucketExists("createBucket")) return
+    yield* call("createBucket", (abortSignal) => client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal }))
+      .pipe(Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void))
+  })
+
+  /**
+   * HEAD answers a bare 404 both for a missing key and a missing bucket;
+   * only on that 404 is the bucket asked about, to tell them apart.
+   */
+  const headObject = (operation: string, key: string) =>
+    call(operation, (abortSignal) => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+      .pipe(
+        Effect.catchIf(causedByStatus(404), () =>
+          Effect.flatMap(bucketExists(operation), (exists) =>
+            Effect.fail(exists ? new ObjectNotFound({ key }) : bucketMissing(operation)))),
+        Effect.map((out): ObjectInfo => ({
+          key,
+          size: out.ContentLength ?? 0,
+          eTag: unquoteETag(out.ETag),
+          contentType: out.ContentType ?? defaultContentType,
+          lastModified: toUtc(out.LastModified),
+          metadata: out.Metadata ?? {}
+        }))
+      )
+
+  /**
+   * Streams a body into a Node `Readable` for the SDK. The body's own
+   * failure (its `E`, or a length other than the declared one) is what the
+   * call fails with, not the SDK's report of an aborted upload.
+   */
+  const withStreamedBody = <E, A, E2>(
+    stream: Stream.Stream<Uint8Array, E>,
+    length: number,
+    use: (payload: Payload) => Effect.Effect<A, E2>
+  ): Effect.Effect<A, E | E2> =>
+    Effect.suspend(() => {
+      let bodyFailure: Cause.Cause<E> | undefined
+      const failed = new AbortController()
+      const readable = NodeStream.toReadableNever(Stream.catchAllCause(stream, (cause) => {
+        bodyFailure = cause
+        failed.abort()
+        return Stream.fail(new Error("the body stream failed"))
+      }))
+      // The failure is reported from `bodyFailure`; without a listener of its
+      // own, an "error" the SDK no longer listens for would crash the process.
+      readable.on("error", () => {})
+      return use({ body: readable, length, failed: failed.signal }).pipe(
+        Effect.catchAll((error): Effect.Effect<never, E | E2> =>
+          bodyFailure === undefined ? Effect.fail(error) : Effect.failCause(bodyFailure)
+        ),
+        Effect.ensuring(Effect.sync(() => readable.destroy()))
+      )
+    })
+
+  /** Spools a body of unknown length to a temporary file, then uploads from that file. */
+  const withSpooledBody = <E, A, E2>(
+    operation: string,
+    stream: Stream.Stream<Uint8Array, E>,
+    use: (payload: Payload) => Effect.Effect<A, E2>
+  ): Effect.Effect<A, E | E2 | StorageBackendError> =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => join(spoolDirectory, `effect-storage-spool-${randomUUID()}`)),
+      (path) =>
+        Effect.flatMap(writeNewFile(operation, path, stream), ({ size }) =>
+          Effect.suspend(() => {
+            const readable = createReadStream(path)
+            return use({ body: readable, length: size, failed: neverAborted }).pipe(Effect.ensuring(Effect.sync(() => readable.destroy())))
+          })),
+      removeQuietly
+    )
+
+  /** The body in the form the SDK needs, its length known and checked against `size`. */
+  const withPayload = <E, A, E2>(
+    operation: string,
+    body: Body<E>,
+    size: number | undefined,
+    use: (payload: Payload) => Effect.Effect<A, E2>
+  ): Effect.Effect<A, E | E2 | StorageBackendError> => {
+    if (body instanceof Uint8Array) {
+      return size !== undefined && size !== body.byteLength
+        ? Effect.fail(sizeMismatch(operation, size, String(body.byteLength)))
+        : use({ body, length: body.byteLength, failed: neverAborted })
+    }
+    return size === undefined
+      ? withSpooledBody(operation, body, use)
+      : withStreamedBody(withDeclaredSize(bodyStream(body), size, operation), size, use)
+  }
+
+  const putObject = <E = never>(input: {
+    readonly key: string
+    readonly body: Body<E>
+    readonly size?: number | undefined
+    readonly contentType?: string | undefined
+    readonly metadata?: Readonly<Record<string, string>> | undefined
+  }) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      yield* checkDeclaredSize("putObject", input.size)
+      const contentType = input.contentType ?? defaultContentType
+      const metadata = { ...input.metadata }
+      const sent = yield* withPayload("putObject", input.body, input.size, (payload) =>
+        payload.length > maxSingleUploadSize
+          ? Effect.fail(
+            new StorageBackendError({
+              operation: "putObject",
+              reason: "invalid",
+              message: `putObject: ${payload.length} bytes is above S3's single-upload limit; use multipart`
+            })
+          )
+          : call("putObject", (abortSignal) =>
+            client.send(
+              new PutObjectCommand({
+                Bucket: bucket,
+                Key: input.key,
+                Body: payload.body,
+                ContentLength: payload.length,
+                ContentType: contentType,
+                Metadata: metadata
+              }),
+              { abortSignal: uploadSignal(abortSignal, payload) }
+            )).pipe(Effect.map((out) => ({ eTag: unquoteETag(out.ETag), size: payload.length }))))
+      // PutObject answers no date; the time of its answer stands in for it.
+      const lastModified = yield* DateTime.now
+      return { key: input.key, size: sent.size, eTag: sent.eTag, contentType, lastModified, metadata }
+    }).pipe(
+      // A generic method cannot go through `Effect.fn` without losing `E`.
+      Effect.withSpan("S3ObjectStorage.putObject", { attributes: { key: input.key } })
+    )
+
+  /** An empty read: the range starts at or past the end (S3 answers 416 to that). */
+  const emptyRead = (key: string) =>
+    Effect.map(headObject("getObject", key), (info) => ({ info, body: Stream.empty }))
+
+  const getObject = Effect.fn("S3ObjectStorage.getObject")(function*(input: {
+    readonly key: string
+    readonly range?: ByteRange | undefined
+  }) {
+    yield* checkKey(input.key)
+    const range = input.range === undefined ? undefined : `bytes=${input.range.start}-${input.range.end ?? ""}`
+    return yield* call(
+      "getObject",
+      (abortSignal) =>
+        client.send(new GetObjectCommand({ Bucket: bucket, Key: input.key, Range: range }), { abortSignal }),
+      (failure) => failure.code === "NoSuchKey" ? new ObjectNotFound({ key: input.key }) : undefined
+    ).pipe(
+      Effect.map((out) => {
+        const info: ObjectInfo = {
+          key: input.key,
+          size: totalSize(out.ContentRange) ?? out.ContentLength ?? 0,
+          eTag: unquoteETag(out.ETag),
+          contentType: out.ContentType ?? defaultContentType,
+          lastModified: toUtc(out.LastModified),
+          metadata: out.Metadata ?? {}
+        }
+        const body = out.Body
+        if (!(body instanceof Readable)) {
+          return { info, body: Stream.fail(backendError("getObject", new Error("the response has no body stream"))) }
+        }
+        // Run once, the stream destroys the response (and frees its socket) when it ends or is interrupted.
+        return {
+          info,
+          body: NodeStream.fromReadable<StorageBackendError>(() => body, (cause) => backendError("getObject", cause))
+        }
+      }),
+      Effect.catchIf(causedBy("InvalidRange"), () => emptyRead(input.key))
+    )
+  })
+
+  const statObject = Effect.fn("S3ObjectStorage.statObject")(function*(key: string) {
+    yield* checkKey(key)
+    return yield* headObject("statObject", key)
+  })
+
+  const deleteObject = Effect.fn("S3ObjectStorage.deleteObject")(function*(key: string) {
+    yield* checkKey(key)
+    yield* call("deleteObject", (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+      .pipe(Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void))
+  })
+
+  /** One `DeleteObjects` request; answers the keys S3 could not delete, with why. */
+  const deleteBatch = (keys: ReadonlyArray<string>) =>
+    Effect.map(
+      call("deleteObjects", (abortSignal) =>
+        client.send(
+          new DeleteObjectsCommand({
+            Bucket: bucket,
+            Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true }
+          }),
+          { abortSignal }
+        )),
+      (out) =>
+        (out.Errors ?? [])
+          .filter((e) => e.Code !== "NoSuchKey")
+          .map((e) => ({ key: e.Key ?? "", code: e.Code ?? "Unknown", message: e.Message ?? "" }))
+    )
+
+  const deleteObjects = Effect.fn("S3ObjectStorage.deleteObjects")(function*(keys: Iterable<string>) {
+    const all = [...keys]
+    yield* Effect.forEach(all, checkKey, { discard: true })
+    const batches = Chunk.toReadonlyArray(Chunk.chunksOf(Chunk.fromIterable(all), 1000))
+    const failed = (yield* Effect.forEach(batches, (batch) => deleteBatch(Chunk.toReadonlyArray(batch)), {
+      concurrency: 4
+    })).flat()
+    if (failed.length === 0) return
+    const shown = failed.slice(0, 5).map((f) => `${f.key} (${f.code})`).join(", ")
+    return yield* new StorageBackendError({
+      operation: "deleteObjects",
+      reason: failed.some((f) => accessDeniedCodes.includes(f.code)) ? "access_denied" : "transient",
+      message: `deleteObjects: ${failed.length} of ${all.length} keys were not deleted: ${shown}${
+        failed.length > 5 ? ", ..." : ""
+      }`,
+      cause: failed
+    })
+  })
+
+  const copyObject = Effect.fn("S3ObjectStorage.copyObject")(function*(from: string, to: string) {
+    yield* checkKey(from)
+    yield* checkKey(to)
+    // S3 refuses a copy onto itself that changes nothing; it is a no-op.
+    if (from === to) return yield* headObject("copyObject", from)
+    yield* call(
+      "copyObject",
+      (abortSignal) =>
+        client.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) }), {
+          abortSignal
+        }),
+      (failure) => failure.code === "NoSuchKey" ? new ObjectNotFound({ key: from }) : undefined
+    )
+    // The copy's answer lacks size and content type; read them back.
+    return yield* headObject("copyObject", to)
+  })
+
+  const listObjects = (prefix?: string): Stream.Stream<ObjectSummary, StorageBackendError> =>
+    Stream.paginateChunkEffect(undefined as string | undefined, (token) =>
+      Effect.map(
+        call("listObjects", (abortSignal) =>
+          client.send(
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+            { abortSignal }
+          )),
+        (out) =>
+          [
+            Chunk.fromIterable((out.Contents ?? []).map((o): ObjectSummary => ({
+              key: o.Key ?? "",
+              size: o.Size ?? 0,
+              eTag: unquoteETag(o.ETag),
+              lastModified: toUtc(o.LastModified)
+            }))),
+            out.IsTruncated === true && out.NextContinuationToken !== undefined
+              ? Option.some(out.NextContinuationToken)
+              : Option.none()
+          ] as const
+      ))
+
+  // ---- multipart ----
+
+  interface UploadsPage {
+    readonly uploads: ReadonlyArray<MultipartUploadSummary>
+    readonly next: Option.Option<{ readonly keyMarker: string; readonly uploadIdMarker: string }>
+  }
+
+  const listUploadsPage = (
+    prefix: string | undefined,
+    marker: { readonly keyMarker: string; readonly uploadIdMarker: string } | undefined
+  ): Effect.Effect<UploadsPage, StorageBackendError> =>
+    Effect.map(
+      call("listMultipartUploads", (abortSignal) =>
+        client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: bucket,
+            Prefix: prefix,
+            KeyMarker: marker?.keyMarker,
+            UploadIdMarker: marker?.uploadIdMarker,
+            MaxUploads: 1000
+          }),
+          { abortSignal }
+        )),
+      (out) => ({
+        uploads: (out.Uploads ?? []).map((u): MultipartUploadSummary => ({
+          key: u.Key ?? "",
+          uploadId: u.UploadId ?? "",
+          initiated: toUtc(u.Initiated)
+        })),
+        next: out.IsTruncated === true && out.NextKeyMarker !== undefined
+          ? Option.some({ keyMarker: out.NextKeyMarker, uploadIdMarker: out.NextUploadIdMarker ?? "" })
+          : Option.none()
+      })
+    )
+
+  const listMultipartUploads = (prefix?: string): Stream.Stream<MultipartUploadSummary, StorageBackendError> =>
+    Stream.paginateChunkEffect(
+      undefined as { readonly keyMarker: string; readonly uploadIdMarker: string } | undefined,
+      (marker) =>
+        Effect.map(listUploadsPage(prefix, marker), (page) =>
+          [Chunk.fromIterable(page.uploads), page.next] as const)
+    )
+
+  /**
+   * Fails unless the session is listed as open. Listing is the only check
+   * both servers get right: Ceph and Swift accept a repeated completion, and
+   * Swift accepts parts for, and lists the parts of, a finished session.
+   */
+  const requireOpenSession = (key: string, uploadId: string) =>
+    Effect.gen(function*() {
+      let marker: { readonly keyMarker: string; readonly uploadIdMarker: string } | undefined
+      while (true) {
+        const page = yield* listUploadsPage(key, marker)
+        if (page.uploads.some((u) => u.key === key && u.uploadId === uploadId)) return
+        // Uploads of `key` itself sort before those of longer keys sharing the prefix.
+        if (Option.isNone(page.next) || page.uploads.some((u) => u.key !== key)) {
+          return yield* sessionNotFound(uploadId)
+        }
+        marker = page.next.value
+      }
+    })
+
+  /** Both codes mean "no such session": Ceph answers `NoSuchKey` where S3 says `NoSuchUpload`. */
+  const noSuchSession = (uploadId: string) => (failure: S3Failure) =>
+    failure.code === "NoSuchUpload" || failure.code === "NoSuchKey" ? sessionNotFound(uploadId) : undefined
+
+  const initMultipart = Effect.fn("S3ObjectStorage.initMultipart")(function*(input: {
+    readonly key: string
+    readonly contentType?: string | undefined
+    readonly metadata?: Readonly<Record<string, string>> | undefined
+  }) {
+    yield* checkKey(input.key)
+    const out = yield* call("initMultipart", (abortSignal) =>
+      client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: bucket,
+          Key: input.key,
+          ContentType: input.contentType ?? defaultContentType,
+          Metadata: { ...input.metadata }
+        }),
+        { abortSignal }
+      ))
+    if (out.UploadId === undefined || out.UploadId === "") {
+      return yield* new StorageBackendError({
+        operation: "initMultipart",
+        reason: "transient",
+        message: "initMultipart: the server answered no upload id"
+      })
+    }
+    return { key: input.key, uploadId: out.UploadId }
+  })
+
+  const putPart = <E = never>(input: {
+    readonly key: string
+    readonly uploadId: string
+    readonly partNumber: number
+    readonly body: Body<E>
+    readonly size?: number | undefined
+  }) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      yield* checkPartNumber(input.partNumber, maxPartCount)
+      yield* checkDeclaredSize("putPart", input.size)
+      yield* requireOpenSession(input.key, input.uploadId)
+      return yield* withPayload("putPart", input.body, input.size, (payload) =>
+        call(
+          "putPart",
+          (abortSignal) =>
+            client.send(
+              new UploadPartCommand({
+                Bucket: bucket,
+                Key: input.key,
+                UploadId: input.uploadId,
+                PartNumber: input.partNumber,
+                Body: payload.body,
+                ContentLength: payload.length
+              }),
+              { abortSignal: uploadSignal(abortSignal, payload) }
+            ),
+          noSuchSession(input.uploadId)
+        ).pipe(Effect.map((out): PartInfo => ({
+          partNumber: input.partNumber,
+          etag: unquoteETag(out.ETag),
+          size: payload.length
+        }))))
+    }).pipe(
+      // A generic method cannot go through `Effect.fn` without losing `E`.
+      Effect.withSpan("S3ObjectStorage.putPart", {
+        attributes: { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber }
+      })
+    )
+
+  /** Every stored part of a session, by part number (ListParts, page by page). */
+  const listParts = (key: string, uploadId: string) =>
+    Effect.gen(function*() {
+      const parts = new Map<number, { readonly etag: string; readonly size: number }>()
+      let marker: string | undefined
+      while (true) {
+        const out = yield* call(
+          "completeMultipart",
+          (abortSignal) =>
+            client.send(
+              new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+              { abortSignal }
+            ),
+          noSuchSession(uploadId)
+        )
+        for (const part of out.Parts ?? []) {
+          if (part.PartNumber !== undefined) {
+            parts.set(part.PartNumber, { etag: unquoteETag(part.ETag), size: part.Size ?? 0 })
+          }
+        }
+        if (out.IsTruncated !== true || out.NextPartNumberMarker === undefined) return parts
+        marker = out.NextPartNumberMarker
+      }
+    })
+
+  /** The contract's checks on the stored parts, the same on every server. */
+  const checkStoredParts = (key: string, uploadId: string, parts: ReadonlyArray<PartRef>) =>
+    Effect.gen(function*() {
+      const stored = yield* listParts(key, uploadId)
+      for (const [index, { etag, partNumber }] of parts.entries()) {
+        const part = stored.get(partNumber)
+        if (part === undefined) {
+          return yield* new PartETagMismatch({ message: `part ${partNumber} was never uploaded` })
+        }
+        if (index < parts.length - 1 && part.size < partSize) {
+          return yield* new PartTooSmall({
+            message: `part ${partNumber} is ${part.size} bytes, below the part size ${partSize}`
+          })
+        }
+        if (unquoteETag(etag) !== part.etag) {
+          return yield* new PartETagMismatch({ message: `part ${partNumber} has another ETag` })
+        }
+      }
+    })
+
+  const completeMultipart = Effect.fn("S3ObjectStorage.completeMultipart")(function*(input: {
+    readonly key: string
+    readonly uploadId: string
+    readonly parts: ReadonlyArray<PartRef>
+  }) {
+    yield* checkKey(input.key)
+    yield* requireOpenSession(input.key, input.uploadId)
+    yield* checkPartSequence(input.parts)
+    yield* checkStoredParts(input.key, input.uploadId, input.parts)
+    yield* call(
+      "completeMultipart",
+      (abortSignal) =>
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: input.key,
+            UploadId: input.uploadId,
+            MultipartUpload: {
+              Parts: input.parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${unquoteETag(p.etag)}"` }))
+            }
+          }),
+          { abortSignal }
+        ),
+      completeFailure(input.uploadId)
+    )
+    // The answer's ETag is empty on Ceph and its size is absent everywhere: read both back.
+    return yield* headObject("completeMultipart", input.key).pipe(
+      Effect.catchTag("ObjectNotFound", () =>
+        new StorageBackendError({
+          operation: "completeMultipart",
+          reason: "transient",
+          message: `completeMultipart: ${input.key} was deleted right after it was assembled`
+        }))
+    )
+  })
+
+  const completeFailure = (uploadId: string) => (failure: S3Failure) => {
+    switch (failure.code) {
+      case "NoSuchUpload":
+        return sessionNotFound(uploadId)
+      case "InvalidPart":
+        return new PartETagMismatch({ message: "S3 found no part with a given ETag" })
+      case "EntityTooSmall":
+        return new PartTooSmall({ message: "S3 found a non-final part below its minimum size" })
+      case "InvalidPartOrder":
+        return new PartNumberOutOfRange({ message: "S3 found the parts out of order" })
+      default:
+        return undefined
+    }
+  }
+
+  const abortMultipart = Effect.fn("S3ObjectStorage.abortMultipart")(function*(input: {
+    readonly key: string
+    readonly uploadId: string
+  }) {
+    yield* checkKey(input.key)
+    yield* call("abortMultipart", (abortSignal) =>
+      client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
+        abortSignal
+      })).pipe(
+        // Unknown or closed: nothing to abort (Ceph and Swift sometimes say NoSuchKey).
+        Effect.catchIf(causedBy("NoSuchUpload", "NoSuchKey"), () => Effect.void)
+      )
+  })
+
+  const multipart: Multipart = {
+    partSize,
+    maxPartCount,
+    initMultipart,
+    putPart,
+    completeMultipart,
+    abortMultipart,
+    listMultipartUploads
+  }
+
+  const service: ObjectStorage["Type"] = {
+    name: "s3",
+    putObject,
+    getObject,
+    statObject,
+    deleteObject,
+    deleteObjects,
+    copyObject,
+    listObjects,
+    multipart: Option.some(multipart)
+  }
+
+  return { service, ensureBucket }
+}
+
+/** S3 keys are 1 to 1,024 bytes of UTF-8. */
+const checkKey = (key: string): Effect.Effect<void, InvalidObjectKey> =>
+  key.length === 0
+    ? Effect.fail(new InvalidObjectKey({ key, message: "the key is empty" }))
+    : Buffer.byteLength(key) > 1024
+    ? Effect.fail(new InvalidObjectKey({ key, message: "the key is longer than 1,024 bytes" }))
+    : Effect.void
+
+/** `bucket/key` for `x-amz-copy-source`: URL-encoded, with the key's slashes kept. */
+const copySource = (bucket: string, key: string) =>
+  `${bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`
+
+/** The object's size from a `Content-Range: bytes a-b/size` header. */
+const totalSize = (contentRange: string | undefined): number | undefined => {
+  const match = contentRange === undefined ? null : /\/(\d+)$/.exec(contentRange)
+  return match === null ? undefined : Number(match[1])
+}
+
+const toUtc = (date: Date | undefined): DateTime.Utc => DateTime.unsafeMake(date ?? new Date(0))
+

@@ -1,0 +1,216 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import * as fsp from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as FileSystemObjectStorage from "../../src/layers/objects/FileSystemObjectStorage.js"
+import { failureTag, listAll, md5, objectStorageContract, readText, text } from "./contract.js"
+
+/** A fresh folder, removed with the scope. */
+const tempRoot = Effect.acquireRelease(
+  Effect.promise(() => fsp.mkdtemp(join(tmpdir(), "effect-storage-fs-"))),
+  (root) => Effect.promise(() => fsp.rm(root, { recursive: true, force: true }))
+)
+
+objectStorageContract({
+  name: "FileSystemObjectStorage",
+  layer: Layer.unwrapScoped(
+    Effect.map(tempRoot, (root) => FileSystemObjectStorage.layer({ root, partSize: 256 * 1024 }))
+  ),
+  boundedMemory: true,
+  bulkDeleteCount: 5
+})
+
+describe("FileSystemObjectStorage", () => {
+  it.scoped("defaults to 4 MiB parts and no part count limit", () =>
+    Effect.gen(function*() {
+      const storage = yield* FileSystemObjectStorage.make({ root: yield* tempRoot })
+      const mp = Option.getOrThrow(storage.multipart)
+      expect(storage.name).toBe("filesystem")
+      expect(mp.partSize).toBe(4 * 1024 * 1024)
+      expect(mp.maxPartCount).toBe(0)
+    }))
+
+  it.scoped("rejects keys that are empty, absolute, odd, reserved or would escape the root", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root: join(root, "objects") })
+      const bad = [
+        "",
+        "/etc/passwd",
+        "../outside",
+        "a/../../outside",
+        "a/../b",
+        "./a",
+        "a/./b",
+        "a//b",
+        "a/",
+        "..",
+        ".",
+        "a\\b",
+        "..\\outside",
+        "a\0b",
+        ".tmp/x",
+        ".meta/x",
+        ".multipart/x",
+        `${"n".repeat(256)}/x`
+      ]
+      for (const key of bad) {
+        expect(yield* failureTag(storage.putObject({ key, body: text("x") })), key).toBe("InvalidObjectKey")
+        expect(yield* failureTag(storage.getObject({ key })), key).toBe("InvalidObjectKey")
+        expect(yield* failureTag(storage.statObject(key)), key).toBe("InvalidObjectKey")
+        expect(yield* failureTag(storage.deleteObject(key)), key).toBe("InvalidObjectKey")
+        expect(yield* failureTag(storage.copyObject("fine", key)), key).toBe("InvalidObjectKey")
+        expect(yield* failureTag(Option.getOrThrow(storage.multipart).initMultipart({ key })), key).toBe(
+          "InvalidObjectKey"
+        )
+      }
+      expect(readdirSync(root)).toEqual(["objects"])
+
+      const odd = ["a b/ü ñ.txt", "x..y", ".hidden/file", "...", "a/.../b", "tmp/x", "100%/#?&=.bin"]
+      for (const key of odd) {
+        yield* storage.putObject({ key, body: text(key) })
+        expect(yield* readText((yield* storage.getObject({ key })).body)).toBe(key)
+      }
+    }))
+
+  it.scoped("a key cannot be both an object and a folder of keys", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root })
+      yield* storage.putObject({ key: "a", body: text("file") })
+      expect(yield* failureTag(storage.putObject({ key: "a/b", body: text("x") }))).toBe("InvalidObjectKey")
+      yield* storage.putObject({ key: "x/y", body: text("inside") })
+      expect(yield* failureTag(storage.putObject({ key: "x", body: text("x") }))).toBe("InvalidObjectKey")
+      expect(yield* failureTag(storage.statObject("x"))).toBe("ObjectNotFound")
+      expect(yield* failureTag(storage.getObject({ key: "x" }))).toBe("ObjectNotFound")
+      yield* storage.deleteObject("x")
+      expect(yield* readText((yield* storage.getObject({ key: "x/y" })).body)).toBe("inside")
+      expect(readdirSync(join(root, ".tmp"))).toEqual([])
+    }))
+
+  it.scoped("writes are atomic: nothing partial is visible, and temp files are cleaned", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root })
+      yield* storage.putObject({ key: "doc.txt", body: text("old content") })
+
+      // A writer paused mid-body: the key still shows the old object whole.
+      const gate = yield* Deferred.make<void>()
+      const paused = Stream.concat(
+        Stream.make(text("new ")),
+        Stream.fromEffect(Effect.as(Deferred.await(gate), text("content")))
+      )
+      const writer = yield* Effect.fork(storage.putObject({ key: "doc.txt", body: paused, size: 11 }))
+      yield* waitUntil(() => readdirSync(join(root, ".tmp")).length > 0)
+      expect(readFileSync(join(root, "doc.txt"), "utf8")).toBe("old content")
+      expect(yield* readText((yield* storage.getObject({ key: "doc.txt" })).body)).toBe("old content")
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(writer)
+      expect(readFileSync(join(root, "doc.txt"), "utf8")).toBe("new content")
+      expect((yield* storage.statObject("doc.txt")).eTag).toBe(md5("new content"))
+
+      // A body failing midway leaves the old object and no temp file.
+      const failing = Stream.concat(Stream.make(text("partial")), Stream.fail("boom" as const))
+      expect(yield* Effect.flip(storage.putObject({ key: "doc.txt", body: failing }))).toBe("boom")
+      expect(readFileSync(join(root, "doc.txt"), "utf8")).toBe("new content")
+
+      // So does an interrupted writer.
+      const stuck = Stream.concat(Stream.make(text("never finished")), Stream.never)
+      const interrupted = yield* Effect.fork(storage.putObject({ key: "doc.txt", body: stuck }))
+      yield* waitUntil(() => readdirSync(join(root, ".tmp")).length > 0)
+      yield* Fiber.interrupt(interrupted)
+      expect(readFileSync(join(root, "doc.txt"), "utf8")).toBe("new content")
+      expect(readdirSync(join(root, ".tmp"))).toEqual([])
+    }))
+
+  it.scoped("deleting removes emptied parent folders up to the root", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root })
+      yield* storage.putObject({ key: "a/b/c/deep.txt", body: text("deep") })
+      yield* storage.putObject({ key: "a/keep.txt", body: text("keep") })
+      yield* storage.deleteObject("a/b/c/deep.txt")
+      expect(existsSync(join(root, "a", "b"))).toBe(false)
+      expect(readdirSync(join(root, "a"))).toEqual(["keep.txt"])
+      yield* storage.deleteObjects(["a/keep.txt"])
+      expect(existsSync(join(root, "a"))).toBe(false)
+      expect(existsSync(root)).toBe(true)
+      expect(readdirSync(root).sort()).toEqual([".meta", ".multipart", ".tmp"])
+    }))
+
+  it.scoped("content type, ETag and metadata persist across instances; so do multipart sessions", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const first = yield* FileSystemObjectStorage.make({ root, partSize: 1024 })
+      const put = yield* first.putObject({
+        key: "reports/q1.pdf",
+        body: text("%PDF-1.7"),
+        contentType: "application/x-custom",
+        metadata: { author: "carol", "original-name": "Q1 report.pdf" }
+      })
+      const mp = Option.getOrThrow(first.multipart)
+      const { uploadId } = yield* mp.initMultipart({ key: "big.bin", contentType: "video/webm", metadata: { a: "b" } })
+      const part = yield* mp.putPart({ key: "big.bin", uploadId, partNumber: 1, body: text("abc") })
+
+      const second = yield* FileSystemObjectStorage.make({ root, partSize: 1024 })
+      expect(yield* second.statObject("reports/q1.pdf")).toEqual(put)
+      expect((yield* listAll(Option.getOrThrow(second.multipart).listMultipartUploads())).map((u) => u.uploadId))
+        .toEqual([uploadId])
+      const info = yield* Option.getOrThrow(second.multipart).completeMultipart({
+        key: "big.bin",
+        uploadId,
+        parts: [part]
+      })
+      expect(info).toMatchObject({ size: 3, contentType: "video/webm", metadata: { a: "b" } })
+      expect(readdirSync(join(root, ".multipart"))).toEqual([])
+      expect(readdirSync(join(root, ".tmp"))).toEqual([])
+    }))
+
+  it.scoped("an object without a sidecar has an empty ETag and a content type from its extension", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root })
+      mkdirSync(join(root, "manual"))
+      writeFileSync(join(root, "manual", "notes.txt"), "written by hand")
+      writeFileSync(join(root, "manual", "photo.JPG"), "jpeg")
+      writeFileSync(join(root, "manual", "blob"), "?")
+      expect(yield* storage.statObject("manual/notes.txt")).toMatchObject({
+        size: 15,
+        eTag: "",
+        contentType: "text/plain; charset=utf-8",
+        metadata: {}
+      })
+      expect((yield* storage.statObject("manual/photo.JPG")).contentType).toBe("image/jpeg")
+      expect((yield* storage.statObject("manual/blob")).contentType).toBe("application/octet-stream")
+
+      // A sidecar left over from other bytes (say, a crash mid-replace) is ignored.
+      yield* storage.putObject({ key: "manual/notes.txt", body: text("short"), contentType: "text/x-mine" })
+      writeFileSync(join(root, "manual", "notes.txt"), "rewritten by hand, longer")
+      expect(yield* storage.statObject("manual/notes.txt")).toMatchObject({ eTag: "", contentType: "text/plain; charset=utf-8" })
+    }))
+
+  it.scoped("listing walks only objects: internal folders are never listed", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root })
+      const mp = Option.getOrThrow(storage.multipart)
+      const { uploadId } = yield* mp.initMultipart({ key: "pending.bin" })
+      yield* mp.putPart({ key: "pending.bin", uploadId, partNumber: 1, body: text("part") })
+      yield* storage.putObject({ key: "z/last", body: text("1") })
+      yield* storage.putObject({ key: ".hidden/first", body: text("2") })
+      expect((yield* listAll(storage.listObjects())).map((o) => o.key)).toEqual([".hidden/first", "z/last"])
+    }))
+})
+
+const waitUntil = (condition: () => boolean) =>
+  Effect.suspend(() => condition() ? Effect.void : Effect.fail("not yet" as const)).pipe(
+    Effect.retry({ times: 500, schedule: Schedule.spaced("10 millis") })
+  )
