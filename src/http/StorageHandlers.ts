@@ -14,9 +14,7 @@ import type * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { Uploads } from "../layers/Uploads.js"
 import {
-  AccessDenied,
   type ClaimAlreadyExists,
-  type ClaimNotFound,
   RequestBodyError,
   ServiceUnavailable,
   type StorageBackendError
@@ -104,19 +102,16 @@ export const layer: Layer.Layer<HttpApiGroup.ApiGroup<"storage", "storage">, nev
 )
 
 /**
- * Turns infrastructure failures into a clean 503 (logged with their cause),
- * and hides a claim lookup miss behind 403.
+ * Turns infrastructure failures into a clean 503, logged with their cause.
  *
  * @since 0.1.0
  * @category errors
  */
 export const unavailableOnOutage = <A, E extends { readonly _tag: string }, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, Exclude<E, Outage> | ServiceUnavailable | AccessDenied, R> =>
-  Effect.catchAll(effect, (error): Effect.Effect<never, Exclude<E, Outage> | ServiceUnavailable | AccessDenied> => {
+): Effect.Effect<A, Exclude<E, Outage> | ServiceUnavailable, R> =>
+  Effect.catchAll(effect, (error): Effect.Effect<never, Exclude<E, Outage> | ServiceUnavailable> => {
     switch (error._tag) {
-      case "ClaimNotFound":
-        return Effect.fail(new AccessDenied())
       case "SqlError":
       case "StorageBackendError":
       case "ClaimAlreadyExists":
@@ -129,7 +124,7 @@ export const unavailableOnOutage = <A, E extends { readonly _tag: string }, R>(
     }
   })
 
-type Outage = SqlError | StorageBackendError | ClaimAlreadyExists | ClaimNotFound
+type Outage = SqlError | StorageBackendError | ClaimAlreadyExists
 
 // ---- internal ----
 

@@ -1,0 +1,69 @@
+/**
+ * The example server (`npm start`): the storage API, the upload page at `/`,
+ * the documents API, the API docs at `/docs` (OpenAPI at `/openapi.json`),
+ * Prometheus metrics at `/metrics`, and the delete worker and sweeper.
+ *
+ * Defaults: SQLite at ./data/storage.db and files under ./data/objects;
+ * every setting comes from the environment (see README).
+ */
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { createServer } from "node:http"
+import { Authentication, Prometheus, Storage, StorageHandlers, TokenResolver, UploadPage } from "../src/index.js"
+import { Files } from "../src/layers/Files.js"
+import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
+
+/** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
+const demoTokens = "alice=tokenA,bob=tokenB"
+
+const TokensLive = Layer.unwrapEffect(Effect.gen(function*() {
+  const configured = yield* Config.option(Config.string("STORAGE_TOKENS"))
+  if (configured._tag === "None") {
+    yield* Effect.logWarning(`STORAGE_TOKENS is not set: using the demo tokens ${demoTokens}`)
+    return TokenResolver.layerFromMap({ alice: "tokenA", bob: "tokenB" })
+  }
+  return TokenResolver.layerFromEnv
+}))
+
+/** The storage stack, the example's tables and the Files facade. */
+const StorageLive = Layer.mergeAll(Files.Default, Layer.effectDiscard(migrations)).pipe(
+  Layer.provideMerge(Storage.layerFromConfig)
+)
+
+const ApiLive = HttpApiBuilder.api(AppApi).pipe(
+  Layer.provide(StorageHandlers.layerFor(AppApi)),
+  Layer.provide(documentsHandlers),
+  Layer.provide(Authentication.layer),
+  Layer.provide(Layer.mergeAll(TokensLive, aclLayer))
+)
+
+/** Routes outside the API: the upload page, metrics and a health check. */
+const PagesLive = HttpApiBuilder.Router.use((router) =>
+  Effect.all([
+    router.get("/", UploadPage.response({ title: "effect-storage example" })),
+    router.get("/metrics", Prometheus.response),
+    router.get("/healthz", HttpServerResponse.text("ok"))
+  ])
+)
+
+const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+  Layer.provide(PagesLive),
+  Layer.provide(ApiLive),
+  HttpServer.withLogAddress,
+  Layer.provide(StorageLive),
+  Layer.provide(Layer.unwrapEffect(Effect.map(
+    Config.integer("PORT").pipe(Config.withDefault(8080)),
+    (port) => NodeHttpServer.layer(createServer, { port })
+  )))
+)
+
+Layer.launch(ServerLive).pipe(NodeRuntime.runMain)
