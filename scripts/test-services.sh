@@ -47,6 +47,18 @@ if answers 3306 && command -v mariadb >/dev/null; then
   mariadb -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS test' 2>/dev/null || true
 fi
 
+# Chromium, for the upload page test (Debian's, driven by playwright-core).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    note "installing Chromium"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }) \
+      || problem "could not install chromium"
+  else
+    problem "no Chromium at /usr/bin/chromium (apt-get install chromium)"
+  fi
+fi
+
 # S3: Ceph RGW and Swift.
 if ! scripts/s3/all.sh up >/dev/null; then
   problem "the S3 test servers did not start (see scripts/s3/README.md)"

@@ -105,13 +105,22 @@ async function upload(file, isPublic) {
   const el = row(file);
   const status = el.querySelector(".status");
   const bar = el.querySelector(".progress");
-  const say = (text, state) => { status.textContent = text; status.dataset.state = state || "running"; };
+  let finished = false;
+  const say = (text, state) => {
+    if (finished) return;
+    status.textContent = text;
+    status.dataset.state = state || "running";
+    if (state === "done" || state === "error") finished = true;
+  };
   const controller = new AbortController();
   let ticket = null;
+  let userAborted = false;
   el.querySelector(".abort").onclick = async () => {
+    userAborted = true;
     controller.abort();
     if (ticket) { try { await api("DELETE", "/storage/uploads/" + encodeURIComponent(ticket.claimId)); } catch (_) {} }
     localStorage.removeItem(fingerprint(file));
+    finished = false;
     say("aborted", "error");
   };
   try {
@@ -163,7 +172,10 @@ async function upload(file, isPublic) {
     el.dataset.key = result.key;
     say("done: " + result.size + " bytes", "done");
   } catch (e) {
-    if (!controller.signal.aborted) say("failed: " + e.message + " (pick the file again to resume)", "error");
+    if (userAborted) return;
+    // Stop the other parts in flight; what was recorded stays for a resume.
+    controller.abort();
+    say("failed: " + e.message + " (pick the file again to resume)", "error");
   }
 }
 

@@ -194,7 +194,10 @@ describe("FileSystemObjectStorage", () => {
       // A sidecar left over from other bytes (say, a crash mid-replace) is ignored.
       yield* storage.putObject({ key: "manual/notes.txt", body: text("short"), contentType: "text/x-mine" })
       writeFileSync(join(root, "manual", "notes.txt"), "rewritten by hand, longer")
-      expect(yield* storage.statObject("manual/notes.txt")).toMatchObject({ eTag: "", contentType: "text/plain; charset=utf-8" })
+      expect(yield* storage.statObject("manual/notes.txt")).toMatchObject({
+        eTag: "",
+        contentType: "text/plain; charset=utf-8"
+      })
     }))
 
   it.scoped("listing walks only objects: internal folders are never listed", () =>

@@ -39,7 +39,7 @@ import * as Stream from "effect/Stream"
 import { createHash, randomUUID } from "node:crypto"
 import type { Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
-import { dirname, join, posix, resolve } from "node:path"
+import { dirname, join, posix, resolve, sep } from "node:path"
 import {
   bodyStream,
   checkDeclaredSize,
@@ -545,10 +545,12 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       (handle) =>
         Effect.gen(function*() {
           for (const [index, partPath] of partPaths.entries()) {
+            const { etag, partNumber } = parts[index]!
             const hash = createHash("md5")
-            yield* appendToFile("completeMultipart", handle, fileStream("completeMultipart", partPath), (b) => hash.update(b))
-            if (hash.digest("hex") !== unquoteETag(parts[index]!.etag)) {
-              return yield* new PartETagMismatch({ message: `part ${parts[index]!.partNumber} changed during completion` })
+            const bytes = fileStream("completeMultipart", partPath)
+            yield* appendToFile("completeMultipart", handle, bytes, (b) => hash.update(b))
+            if (hash.digest("hex") !== unquoteETag(etag)) {
+              return yield* new PartETagMismatch({ message: `part ${partNumber} changed during completion` })
             }
           }
           const stat = yield* fsCall("completeMultipart", () => handle.stat())
@@ -702,7 +704,7 @@ const renameIntoPlace = (operation: string, from: string, to: string) =>
 /** Removes `folder` and its parents while they are empty, stopping at `stop`. */
 const removeEmptyParents = async (folder: string, stop: string) => {
   let current = folder
-  while (current.startsWith(`${stop}/`)) {
+  while (current.startsWith(`${stop}${sep}`)) {
     try {
       await fsp.rmdir(current)
     } catch {

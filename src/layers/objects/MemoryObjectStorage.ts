@@ -64,7 +64,9 @@ export const defaultPartSize = 64 * 1024
  * @category constructors
  */
 export const make = (options: MemoryObjectStorageOptions = {}): Effect.Effect<ObjectStorage["Type"]> =>
-  Effect.sync(() => makeStore(options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize))
+  Effect.sync(() =>
+    makeStore(options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize)
+  )
 
 /**
  * A layer with a fresh, empty in-memory backend.
@@ -111,9 +113,22 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
       return found === undefined ? Effect.fail(new ObjectNotFound({ key })) : Effect.succeed(found)
     })
 
-  const store = (key: string, bytes: Uint8Array, eTag: string, contentType: string, metadata: Readonly<Record<string, string>>) =>
+  const store = (
+    key: string,
+    bytes: Uint8Array,
+    eTag: string,
+    contentType: string,
+    metadata: Readonly<Record<string, string>>
+  ) =>
     Effect.map(DateTime.now, (lastModified) => {
-      const info: ObjectInfo = { key, size: bytes.byteLength, eTag, contentType, lastModified, metadata: { ...metadata } }
+      const info: ObjectInfo = {
+        key,
+        size: bytes.byteLength,
+        eTag,
+        contentType,
+        lastModified,
+        metadata: { ...metadata }
+      }
       objects.set(key, { bytes, info })
       return info
     })

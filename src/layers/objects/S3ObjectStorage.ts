@@ -55,7 +55,6 @@ import { join } from "node:path"
 import { Readable } from "node:stream"
 import { removeQuietly, writeNewFile } from "../../internal/files.js"
 import {
-  bodyStream,
   checkDeclaredSize,
   checkPartNumber,
   checkPartSequence,
@@ -288,7 +287,8 @@ const backendError = (operation: string, cause: unknown): StorageBackendError =>
   // Ceph leaves the message out ("UnknownError"); the code says it all then.
   const detail = failure.message !== "" && failure.message !== "UnknownError" ? `: ${failure.message}` : ""
   const status = failure.status === undefined ? "" : ` (HTTP ${failure.status})`
-  return new StorageBackendError({ operation, reason, message: `${operation}: ${failure.code}${status}${detail}`, cause })
+  const message = `${operation}: ${failure.code}${status}${detail}`
+  return new StorageBackendError({ operation, reason, message, cause })
 }
 
 /** Whether a failure is a `StorageBackendError` caused by one of the S3 codes. */
@@ -354,8 +354,10 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
 
   const ensureBucket = Effect.gen(function*() {
     if (yield* bucketExists("createBucket")) return
-    yield* call("createBucket", (abortSignal) => client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal }))
-      .pipe(Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void))
+    yield* call("createBucket", (abortSignal) =>
+      client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
+        Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void)
+      )
   })
 
   /**
@@ -419,7 +421,9 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
         Effect.flatMap(writeNewFile(operation, path, stream), ({ size }) =>
           Effect.suspend(() => {
             const readable = createReadStream(path)
-            return use({ body: readable, length: size, failed: neverAborted }).pipe(Effect.ensuring(Effect.sync(() => readable.destroy())))
+            return use({ body: readable, length: size, failed: neverAborted }).pipe(
+              Effect.ensuring(Effect.sync(() => readable.destroy()))
+            )
           })),
       removeQuietly
     )
@@ -438,7 +442,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     }
     return size === undefined
       ? withSpooledBody(operation, body, use)
-      : withStreamedBody(withDeclaredSize(bodyStream(body), size, operation), size, use)
+      : withStreamedBody(withDeclaredSize(body, size, operation), size, use)
   }
 
   const putObject = <E = never>(input: {
@@ -528,8 +532,11 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
 
   const deleteObject = Effect.fn("S3ObjectStorage.deleteObject")(function*(key: string) {
     yield* checkKey(key)
-    yield* call("deleteObject", (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
-      .pipe(Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void))
+    yield* call("deleteObject", (abortSignal) =>
+      client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).pipe(
+        // S3 answers 204 for a missing key; some servers answer NoSuchKey.
+        Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void)
+      )
   })
 
   /** One `DeleteObjects` request; answers the keys S3 could not delete, with why. */
