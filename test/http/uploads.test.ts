@@ -5,22 +5,19 @@ import * as Effect from "effect/Effect"
 import * as MemoryObjectStorage from "../../src/layers/objects/MemoryObjectStorage.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
-import { describeEachDialect } from "../support/databases.js"
+import type { Vitest } from "@effect/vitest"
+import { randomBytes } from "node:crypto"
+import { inject } from "vitest"
+import * as S3ObjectStorage from "../../src/layers/objects/S3ObjectStorage.js"
+import { describeEachDialect, missingServer } from "../support/databases.js"
 import { abort, bytes, complete, init, listParts, putPart, sha256, uploadWhole } from "./client.js"
 import { call, raw, rawGet, serverLayer } from "./harness.js"
 
 const partSize = 64 * 1024
 const live = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
 
-describeEachDialect(
-  "HTTP uploads (memory backend)",
-  (database) =>
-    serverLayer(database, MemoryObjectStorage.layer({ partSize }), {
-      maxUploadSize: 10 * 1024 * 1024,
-      maxPendingClaims: 5,
-      allowPublicUploads: true
-    }),
-  (it) => {
+/** The flows and error paths, written once for any backend of this part size. */
+const uploadSuite = (it: Vitest.MethodsNonLive<any>, partSize: number) => {
     it.effect("a multi-part upload: init, parts in any order, list, complete, download byte-identical", () =>
       live(Effect.gen(function*() {
         const data = bytes(partSize * 2 + 1234)
@@ -114,7 +111,7 @@ describeEachDialect(
           [{ filename: "a.bin", size: 0 }, 422, "InvalidUploadSize"],
           [{ filename: "a.bin", size: -5 }, 422, "InvalidUploadSize"],
           [{ filename: "a.bin", size: 1.5 }, 422, "InvalidUploadSize"],
-          [{ filename: "a.bin", size: 10 * 1024 * 1024 + 1 }, 413, "UploadTooLarge"],
+          [{ filename: "a.bin", size: 64 * 1024 * 1024 + 1 }, 413, "UploadTooLarge"],
           [{ filename: "..", size: 10 }, 422, "InvalidFilename"],
           [{ filename: "  ", size: 10 }, 422, "InvalidFilename"],
           [{ filename: "evil\r\nname.txt", size: 10 }, 422, "InvalidFilename"],
@@ -277,10 +274,42 @@ describeEachDialect(
         // Malformed percent-encoding never reaches the handler: the router refuses it.
         assert.strictEqual((yield* rawGet("/storage/files/pub/%E0%A4%A")).status, 404)
       })))
-  },
+}
+
+const suiteSettings = { maxUploadSize: 64 * 1024 * 1024, maxPendingClaims: 5, allowPublicUploads: true }
+
+describeEachDialect(
+  "HTTP uploads (memory backend)",
+  (database) => serverLayer(database, MemoryObjectStorage.layer({ partSize }), suiteSettings),
+  (it) => uploadSuite(it, partSize),
   ["sqlite", "pg", "mysql"],
   { liveClock: true }
 )
+
+const ceph = inject("servers").s3.ceph
+if (ceph === undefined) {
+  missingServer("HTTP uploads (S3 backend on Ceph RGW)", "Ceph RGW (scripts/s3/all.sh up)")
+} else {
+  describeEachDialect(
+    "HTTP uploads (S3 backend on Ceph RGW)",
+    (database) =>
+      serverLayer(
+        database,
+        S3ObjectStorage.layer({
+          bucket: `http-${randomBytes(4).toString("hex")}`,
+          endpoint: ceph.endpoint,
+          credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
+          forcePathStyle: true,
+          createBucket: true,
+          partSize: S3ObjectStorage.minimumPartSize
+        }),
+        suiteSettings
+      ),
+    (it) => uploadSuite(it, S3ObjectStorage.minimumPartSize),
+    ["pg"],
+    { liveClock: true }
+  )
+}
 
 describeEachDialect(
   "HTTP uploads with settings",
