@@ -17,6 +17,7 @@ export { ClaimConsumer } from "./services/ClaimConsumer.js"
 export { ClaimStore, type ClaimTotals } from "./services/ClaimStore.js"
 export { DeleteQueue, type QueueStats } from "./services/DeleteQueue.js"
 export { DeleteScheduler } from "./services/DeleteScheduler.js"
+export { FileRegistry } from "./services/FileRegistry.js"
 export {
   type Body,
   type ByteRange,
@@ -36,6 +37,8 @@ export * as Database from "./layers/sql/Database.js"
 export * as Migrations from "./layers/sql/Migrations.js"
 /** @since 0.1.0 */
 export * as SqlStores from "./layers/sql/SqlStores.js"
+/** @since 0.1.0 */
+export * as SqlFileRegistry from "./layers/sql/SqlFileRegistry.js"
 /** @since 0.1.0 */
 export * as SqlEventOutbox from "./layers/sql/SqlEventOutbox.js"
 /** @since 0.1.0 */

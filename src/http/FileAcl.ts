@@ -7,9 +7,10 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { publicPrefix } from "../layers/uploads/Naming.js"
 import { isAnonymous, type Principal } from "../schema/Models.js"
-import { ClaimStore } from "../services/ClaimStore.js"
+import { FileRegistry } from "../services/FileRegistry.js"
 
 /**
  * Decides whether a principal may read a non-public key. `pub/` keys never
@@ -23,23 +24,22 @@ export class FileAcl extends Context.Tag("effect-storage/FileAcl")<FileAcl, {
   readonly canRead: (principal: Principal, key: string) => Effect.Effect<boolean, SqlError>
 }>() {
   /**
-   * The default: the uploader may read their upload until a record adopts
-   * it (then the claim, and with it the owner, is gone); nobody else may.
-   * Apps combine it with their own rules (`FileAcl.layerAnyOf`).
+   * The default: the uploader may read their upload, before and after a
+   * record adopts it (the file registry remembers who uploaded it), until it
+   * is deleted; nobody else may. Apps combine it with their own rules
+   * (`FileAcl.anyOf`).
    *
    * @since 0.1.0
    * @category layers
    */
-  static readonly layerUploader: Layer.Layer<FileAcl, never, ClaimStore> = Layer.effect(
+  static readonly layerUploader: Layer.Layer<FileAcl, never, FileRegistry> = Layer.effect(
     FileAcl,
-    Effect.map(ClaimStore, (claims) => ({
+    Effect.map(FileRegistry, (registry) => ({
       canRead: (principal, key) =>
         isAnonymous(principal)
           ? Effect.succeed(false)
-          : claims.getByKey(key).pipe(
-            Effect.map((claim) => claim.createdBy === principal.id),
-            Effect.catchTag("ClaimNotFound", () => Effect.succeed(false))
-          )
+          : Effect.map(registry.get(key), (record) =>
+            Option.isSome(record) && record.value.createdBy === principal.id && record.value.status !== "deleted")
     }))
   )
 

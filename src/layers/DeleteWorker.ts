@@ -25,6 +25,7 @@ import * as Schedule from "effect/Schedule"
 import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
 import type { PendingDelete } from "../schema/Models.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
+import { FileRegistry } from "../services/FileRegistry.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { StorageEvents } from "../services/StorageEvents.js"
 import { StorageConfig, type StorageSettings } from "./StorageConfig.js"
@@ -63,6 +64,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
     const queue = yield* DeleteQueue
     const objects = yield* ObjectStorage
     const events = yield* StorageEvents
+    const registry = yield* FileRegistry
     const sql = yield* SqlClient.SqlClient
 
     /** The backend work of one row; the failure is classified, never raised. */
@@ -93,6 +95,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
         let deadLettered = 0
         const finished = outcomes.filter(([, failure]) => Option.isNone(failure)).map(([row]) => row)
         yield* queue.done(finished.map((row) => row.id))
+        yield* registry.markDeleted(finished.map((row) => ({ key: row.key, reason: row.reason })), now)
         for (const row of finished) {
           yield* events.publish(new FileDeleted({ key: row.key, reason: row.reason }))
           deleted++

@@ -24,6 +24,7 @@ import type { ClaimConsumer } from "../services/ClaimConsumer.js"
 import type { ClaimStore } from "../services/ClaimStore.js"
 import type { DeleteQueue } from "../services/DeleteQueue.js"
 import type { DeleteScheduler } from "../services/DeleteScheduler.js"
+import type { FileRegistry } from "../services/FileRegistry.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { StorageEvents } from "../services/StorageEvents.js"
 import type { UploadPartStore } from "../services/UploadPartStore.js"
@@ -98,6 +99,7 @@ export type Services =
   | UploadPartStore
   | DeleteQueue
   | DeleteScheduler
+  | FileRegistry
   | ObjectStorage
   | StorageConfig
   | StorageEvents

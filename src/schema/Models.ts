@@ -124,6 +124,49 @@ export class PendingDelete extends Schema.Class<PendingDelete>("PendingDelete")(
 }
 
 /**
+ * The life of a completed upload in the file registry: `uploaded` until a
+ * record adopts it, `claimed` after, `deleted` once the worker removed the
+ * object.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const FileStatus = Schema.Literal("uploaded", "claimed", "deleted")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type FileStatus = typeof FileStatus.Type
+
+/**
+ * One completed upload, as the file registry keeps it: who uploaded it,
+ * its original name and type, and what became of it. Outlives the claim, so
+ * apps can show metadata on download pages and operators can audit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class FileRecord extends Schema.Class<FileRecord>("FileRecord")({
+  /** The upload's claim id. */
+  id: Schema.String,
+  key: Schema.String,
+  createdBy: Schema.String,
+  originalFilename: Schema.String,
+  contentType: Schema.String,
+  size: NonNegativeInt,
+  public: Schema.Boolean,
+  status: FileStatus,
+  /** When the upload was opened. */
+  startedAt: Schema.DateTimeUtcFromSelf,
+  /** When the object was assembled. */
+  uploadedAt: Schema.DateTimeUtcFromSelf,
+  claimedAt: Schema.optional(Schema.DateTimeUtcFromSelf),
+  deletedAt: Schema.optional(Schema.DateTimeUtcFromSelf),
+  deleteReason: Schema.optional(DeleteReason)
+}) {}
+
+/**
  * Who is acting. An empty id or `"anonymous"` is anonymous.
  *
  * @since 0.1.0

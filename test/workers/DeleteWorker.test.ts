@@ -16,13 +16,15 @@ import { backoff, classify, DeleteWorker } from "../../src/layers/DeleteWorker.j
 import { StorageConfig, type StorageOverrides } from "../../src/layers/StorageConfig.js"
 import { InvalidObjectKey, StorageBackendError, UploadSessionNotFound } from "../../src/schema/Errors.js"
 import { PendingDelete } from "../../src/schema/Models.js"
+import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { DeleteQueue } from "../../src/services/DeleteQueue.js"
+import { FileRegistry } from "../../src/services/FileRegistry.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
 import * as Cause from "effect/Cause"
 import { describeEachDialect } from "../support/databases.js"
 import * as Faults from "../support/faults.js"
 import { eventually } from "../support/eventually.js"
-import { unique } from "../support/fixtures.js"
+import { makeClaim, unique } from "../support/fixtures.js"
 
 const settings: StorageOverrides = { deleteBatchSize: 100, deleteMaxAttempts: 4, leaseWindow: "5 minutes" }
 
@@ -90,6 +92,21 @@ describeEachDialect("DeleteWorker", (database) => workerLayer(database), (it) =>
         events.map((e) => e._tag === "storage.file.deleted" ? `${e.key}:${e.reason}` : e._tag).sort(),
         jobs.map((j) => `${j.key}:deleted`).sort()
       )
+    }))
+
+  it.effect("the registry records the deletion and its reason in the same transaction", () =>
+    Effect.gen(function*() {
+      yield* clearQueue
+      const worker = yield* DeleteWorker
+      const claims = yield* ClaimStore
+      const claim = makeClaim({ status: "pending" })
+      yield* claims.create(claim)
+      yield* claims.markUploaded(claim.id)
+      yield* (yield* DeleteQueue).schedule([claim.key], "replaced")
+      yield* worker.runOnce
+      const record = Option.getOrThrow(yield* (yield* FileRegistry).get(claim.key))
+      assert.strictEqual(record.status, "deleted")
+      assert.strictEqual(record.deleteReason, "replaced")
     }))
 
   it.effect("a missing object counts as deleted", () =>

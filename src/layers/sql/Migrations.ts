@@ -34,7 +34,8 @@ export const tables = [
   "sys_storage_upload_part",
   "sys_storage_pending_delete",
   "sys_storage_owner_lock",
-  "sys_storage_event_outbox"
+  "sys_storage_event_outbox",
+  "sys_storage_file"
 ] as const
 
 /**
@@ -52,7 +53,8 @@ export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlCli
     const migrate = Migrator.make({})({
       loader: Migrator.fromRecord({
         "1_create_storage_tables": createTables,
-        "2_create_event_outbox": createOutbox
+        "2_create_event_outbox": createOutbox,
+        "3_create_file_registry": createFileRegistry
       }),
       table: migrationsTable
     })
@@ -122,6 +124,94 @@ const createOutbox = Effect.gen(function*() {
     yield* sql.unsafe(statement).unprepared
   }
 })
+
+// The registry's keys sort in byte order on every dialect (PostgreSQL: the
+// "C" collation), so a walk over it can be merged with a bucket listing.
+const createFileRegistry = Effect.gen(function*() {
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const statements = yield* sql.onDialectOrElse({
+    pg: () =>
+      Effect.succeed([
+        `CREATE TABLE IF NOT EXISTS sys_storage_file (
+          id VARCHAR(128) PRIMARY KEY,
+          object_key VARCHAR(512) COLLATE "C" NOT NULL,
+          created_by VARCHAR(128) NOT NULL,
+          original_filename VARCHAR(255) NOT NULL DEFAULT '',
+          content_type VARCHAR(255) NOT NULL DEFAULT '',
+          size BIGINT NOT NULL DEFAULT 0,
+          public BOOLEAN NOT NULL DEFAULT FALSE,
+          status VARCHAR(16) NOT NULL DEFAULT 'uploaded',
+          started_at TIMESTAMPTZ NOT NULL,
+          uploaded_at TIMESTAMPTZ NOT NULL,
+          claimed_at TIMESTAMPTZ NULL,
+          deleted_at TIMESTAMPTZ NULL,
+          delete_reason VARCHAR(32) NULL,
+          CONSTRAINT uk_sys_storage_file__object_key UNIQUE (object_key)
+        )`,
+        `CREATE INDEX IF NOT EXISTS idx_sys_storage_file__status_uploaded_at ON sys_storage_file (status, uploaded_at)`,
+        `CREATE INDEX IF NOT EXISTS idx_sys_storage_file__owner_uploaded_at ON sys_storage_file (created_by, uploaded_at)`,
+        backfillRegistry
+      ]),
+    mysql: () =>
+      Effect.map(mysqlCollation(sql), (collation) => [
+        `CREATE TABLE IF NOT EXISTS sys_storage_file (
+          id VARCHAR(128) NOT NULL PRIMARY KEY,
+          object_key VARCHAR(512) NOT NULL,
+          created_by VARCHAR(128) NOT NULL,
+          original_filename VARCHAR(255) NOT NULL DEFAULT '',
+          content_type VARCHAR(255) NOT NULL DEFAULT '',
+          size BIGINT NOT NULL DEFAULT 0,
+          public BOOLEAN NOT NULL DEFAULT FALSE,
+          status VARCHAR(16) NOT NULL DEFAULT 'uploaded',
+          started_at DATETIME(3) NOT NULL,
+          uploaded_at DATETIME(3) NOT NULL,
+          claimed_at DATETIME(3) NULL,
+          deleted_at DATETIME(3) NULL,
+          delete_reason VARCHAR(32) NULL,
+          UNIQUE KEY uk_sys_storage_file__object_key (object_key),
+          KEY idx_sys_storage_file__status_uploaded_at (status, uploaded_at),
+          KEY idx_sys_storage_file__owner_uploaded_at (created_by, uploaded_at)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`,
+        backfillRegistry
+      ]),
+    orElse: () =>
+      Effect.succeed([
+        `CREATE TABLE IF NOT EXISTS sys_storage_file (
+          id TEXT PRIMARY KEY NOT NULL,
+          object_key TEXT NOT NULL,
+          created_by TEXT NOT NULL,
+          original_filename TEXT NOT NULL DEFAULT '',
+          content_type TEXT NOT NULL DEFAULT '',
+          size INTEGER NOT NULL DEFAULT 0,
+          public INTEGER NOT NULL DEFAULT 0,
+          status TEXT NOT NULL DEFAULT 'uploaded',
+          started_at TEXT NOT NULL,
+          uploaded_at TEXT NOT NULL,
+          claimed_at TEXT NULL,
+          deleted_at TEXT NULL,
+          delete_reason TEXT NULL,
+          CONSTRAINT uk_sys_storage_file__object_key UNIQUE (object_key)
+        )`,
+        `CREATE INDEX IF NOT EXISTS idx_sys_storage_file__status_uploaded_at ON sys_storage_file (status, uploaded_at)`,
+        `CREATE INDEX IF NOT EXISTS idx_sys_storage_file__owner_uploaded_at ON sys_storage_file (created_by, uploaded_at)`,
+        backfillRegistry
+      ])
+  })
+  for (const statement of statements) {
+    yield* sql.unsafe(statement).unprepared
+  }
+})
+
+// Completed uploads from before the registry existed (their completion time
+// is unknown: the claim's creation stands in).
+/** @internal */
+export const backfillRegistry = `INSERT INTO sys_storage_file
+  (id, object_key, created_by, original_filename, content_type, size, public, status, started_at, uploaded_at)
+  SELECT c.id, c.object_key, c.created_by, c.original_filename, c.content_type, c.size, c.public, 'uploaded',
+    c.created_at, c.created_at
+  FROM sys_storage_upload_claim c
+  WHERE c.status = 'uploaded'
+    AND NOT EXISTS (SELECT 1 FROM sys_storage_file f WHERE f.object_key = c.object_key)`
 
 const pgStatements = [
   `CREATE TABLE IF NOT EXISTS sys_storage_upload_claim (

@@ -5,13 +5,14 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as DateTime from "effect/DateTime"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { AccessDenied, ClaimAlreadyExists, ClaimNotFound, TooManyPendingUploads } from "../../schema/Errors.js"
 import { isAnonymous, UploadClaim } from "../../schema/Models.js"
 import { ClaimStore } from "../../services/ClaimStore.js"
 import * as Dialect from "./Dialect.js"
+import { markClaimed, registerUploaded } from "./SqlFileRegistry.js"
 
 /**
  * @since 0.1.0
@@ -72,6 +73,10 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       (rows) => Dialect.readNumber(rows[0]?.n)
     )
 
+  // The file registry is written in the same transaction as the claim change.
+  const register = registerUploaded(sql, dialect)
+  const claimed = markClaimed(sql, dialect)
+
   const affected = (statement: Parameters<typeof dialect.affectedRows>[0]) => dialect.affectedRows(statement)
 
   const deleteByIds = (ids: Iterable<string>) =>
@@ -108,11 +113,14 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       if (n === 0) return yield* new ClaimNotFound()
     }),
 
-    markUploaded: Effect.fn("ClaimStore.markUploaded")(function*(id: string) {
-      const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
-        WHERE id = ${id} AND status = 'pending'`)
-      if (n === 0) return yield* new ClaimNotFound()
-    }),
+    markUploaded: Effect.fn("ClaimStore.markUploaded")((id: string) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
+          WHERE id = ${id} AND status = 'pending'`)
+        if (n === 0) return yield* new ClaimNotFound()
+        yield* register(id, yield* DateTime.now)
+      }))
+    ),
 
     get: Effect.fn("ClaimStore.get")((id: string) => getBy("id", id)),
 
@@ -120,11 +128,14 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     countPendingByOwner: Effect.fn("ClaimStore.countPendingByOwner")(countPendingByOwner),
 
-    consume: Effect.fn("ClaimStore.consume")(function*(key: string) {
-      const n = yield* affected(sql`DELETE FROM sys_storage_upload_claim
-        WHERE object_key = ${key} AND status = 'uploaded'`)
-      if (n === 0) return yield* new ClaimNotFound()
-    }),
+    consume: Effect.fn("ClaimStore.consume")((key: string) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const n = yield* affected(sql`DELETE FROM sys_storage_upload_claim
+          WHERE object_key = ${key} AND status = 'uploaded'`)
+        if (n === 0) return yield* new ClaimNotFound()
+        yield* claimed([key], yield* DateTime.now)
+      }))
+    ),
 
     consumeMany: Effect.fn("ClaimStore.consumeMany")(function*(principal, keys) {
       const unique = Array.from(new Set(Array.from(keys).filter((key) => key !== "")))
@@ -143,6 +154,8 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
             message: `matched ${matched} of ${unique.length} uploads: each must be an upload of yours that was completed`
           })
         }
+        const now = yield* DateTime.now
+        for (const chunk of Dialect.chunks(unique, 500)) yield* claimed(chunk, now)
       }))
     }),
 
@@ -181,12 +194,13 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     markUploadedIfPendingExpired: Effect.fn("ClaimStore.markUploadedIfPendingExpired")(
       (snapshot: UploadClaim, cutoff: DateTime.Utc) =>
-        Effect.map(
-          affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
+        sql.withTransaction(Effect.gen(function*() {
+          const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
             WHERE id = ${snapshot.id} AND object_key = ${snapshot.key} AND upload_id = ${snapshot.uploadId}
-            AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`),
-          (n) => n > 0
-        )
+            AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`)
+          if (n > 0) yield* register(snapshot.id, yield* DateTime.now)
+          return n > 0
+        }))
     ),
 
     deleteIfUploadedBefore: Effect.fn("ClaimStore.deleteIfUploadedBefore")(

@@ -13,10 +13,12 @@ import { ClaimConsumer } from "../../services/ClaimConsumer.js"
 import { ClaimStore } from "../../services/ClaimStore.js"
 import { DeleteQueue } from "../../services/DeleteQueue.js"
 import { DeleteScheduler } from "../../services/DeleteScheduler.js"
+import type { FileRegistry } from "../../services/FileRegistry.js"
 import type { UploadPartStore } from "../../services/UploadPartStore.js"
 import * as Migrations from "./Migrations.js"
 import * as SqlClaimStore from "./SqlClaimStore.js"
 import * as SqlDeleteQueue from "./SqlDeleteQueue.js"
+import * as SqlFileRegistry from "./SqlFileRegistry.js"
 import * as SqlUploadPartStore from "./SqlUploadPartStore.js"
 
 /**
@@ -48,18 +50,18 @@ const layerQueue = Layer.effectContext(Effect.map(SqlDeleteQueue.make, (queue) =
   )))
 
 /**
- * ClaimStore, ClaimConsumer, UploadPartStore, DeleteQueue and
- * DeleteScheduler over the `SqlClient` in context; runs the migrations when
+ * ClaimStore, ClaimConsumer, UploadPartStore, DeleteQueue, DeleteScheduler
+ * and FileRegistry over the `SqlClient` in context; runs the migrations when
  * built.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<
-  ClaimStore | ClaimConsumer | UploadPartStore | DeleteQueue | DeleteScheduler,
+  ClaimStore | ClaimConsumer | UploadPartStore | DeleteQueue | DeleteScheduler | FileRegistry,
   SqlError | Migrator.MigrationError,
   SqlClient.SqlClient
-> = Layer.mergeAll(layerClaims, SqlUploadPartStore.layer, layerQueue).pipe(
+> = Layer.mergeAll(layerClaims, SqlUploadPartStore.layer, layerQueue, SqlFileRegistry.layer).pipe(
   // Built first: the stores are only handed out over a migrated database.
   Layer.provide(layerMigrations)
 )
