@@ -13,11 +13,13 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { Authentication, Prometheus, Storage, StorageHandlers, TokenResolver, UploadPage } from "../src/index.js"
 import { Files } from "../src/layers/Files.js"
+import { duration } from "../src/layers/StorageConfig.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 
 /** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
@@ -53,17 +55,34 @@ const PagesLive = HttpApiBuilder.Router.use((router) =>
   ])
 )
 
+/**
+ * The HTTP server on PORT. Slow or stalled clients are cut off with a 408:
+ * the headers must arrive within HTTP_HEADERS_TIMEOUT (60 s), the whole
+ * request within HTTP_REQUEST_TIMEOUT (5 minutes: a 16 MiB part on a slow
+ * link); both are checked every few seconds.
+ */
+const HttpLive = Layer.unwrapEffect(Effect.gen(function*() {
+  const port = yield* Config.integer("PORT").pipe(Config.withDefault(8080))
+  const headersTimeout = yield* duration("HTTP_HEADERS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
+  const requestTimeout = yield* duration("HTTP_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.minutes(5)))
+  const options = {
+    headersTimeout: Duration.toMillis(headersTimeout),
+    requestTimeout: Math.max(Duration.toMillis(requestTimeout), Duration.toMillis(headersTimeout)),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Duration.toMillis(headersTimeout) / 4))
+  }
+  return NodeHttpServer.layer(() => createServer(options), { port })
+}))
+
+// The storage stack is built before the server listens: a request accepted
+// earlier would wait, unanswered, until its handler exists.
 const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),
   Layer.provide(ApiLive),
   HttpServer.withLogAddress,
-  Layer.provide(StorageLive),
-  Layer.provide(Layer.unwrapEffect(Effect.map(
-    Config.integer("PORT").pipe(Config.withDefault(8080)),
-    (port) => NodeHttpServer.layer(createServer, { port })
-  )))
+  Layer.provide(HttpLive),
+  Layer.provide(StorageLive)
 )
 
 Layer.launch(ServerLive).pipe(NodeRuntime.runMain)

@@ -64,6 +64,13 @@ export { type DeleteReport, DeleteWorker } from "./layers/DeleteWorker.js"
 export { ClaimSweeper, type SweepReport } from "./layers/ClaimSweeper.js"
 /** @since 0.1.0 */
 export * as Storage from "./layers/Storage.js"
+export {
+  ListingOutOfOrder,
+  type ReconcileOptions,
+  type ReconcileProgress,
+  type ReconcileReport,
+  Reconciler
+} from "./layers/Reconciler.js"
 
 // ---- http ----
 export { Authentication, CurrentPrincipal, parseTokens, TokenResolver } from "./http/Authentication.js"

@@ -11,6 +11,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { Uploads } from "../layers/Uploads.js"
 import {
@@ -103,6 +104,9 @@ export const layer: Layer.Layer<HttpApiGroup.ApiGroup<"storage", "storage">, nev
 
 /**
  * Turns infrastructure failures into a clean 503, logged with their cause.
+ * That includes a `SqlError` raised as a defect: @effect/sql dies when a
+ * transaction's COMMIT or ROLLBACK fails, which is what a connection lost
+ * mid-transaction (a database restart) looks like.
  *
  * @since 0.1.0
  * @category errors
@@ -115,18 +119,28 @@ export const unavailableOnOutage = <A, E extends { readonly _tag: string }, R>(
       case "SqlError":
       case "StorageBackendError":
       case "ClaimAlreadyExists":
-        return Effect.zipRight(
-          Effect.logError("storage request failed on an unavailable dependency", error),
-          Effect.fail(new ServiceUnavailable())
-        )
+        return unavailable(error)
       default:
         return Effect.fail(error as Exclude<E, Outage>)
     }
-  })
+  }).pipe(
+    Effect.catchSomeDefect((defect) =>
+      isTagged(defect, "SqlError") ? Option.some(unavailable(defect)) : Option.none()
+    )
+  )
 
 type Outage = SqlError | StorageBackendError | ClaimAlreadyExists
 
 // ---- internal ----
+
+const unavailable = (cause: unknown) =>
+  Effect.zipRight(
+    Effect.logError("storage request failed on an unavailable dependency", cause),
+    Effect.fail(new ServiceUnavailable())
+  )
+
+const isTagged = (value: unknown, tag: string): boolean =>
+  typeof value === "object" && value !== null && (value as { readonly _tag?: unknown })._tag === tag
 
 const requestBody = (request: HttpServerRequest.HttpServerRequest) =>
   request.stream.pipe(Stream.mapError(() => new RequestBodyError()))

@@ -54,6 +54,8 @@ export interface DeleteReport {
  */
 export type FailureClass = "access_denied" | "bucket_not_found" | "session_not_found" | "invalid" | "transient"
 
+const noFailure: Effect.Effect<Option.Option<FailureClass>> = Effect.succeed(Option.none())
+
 /**
  * @since 0.1.0
  * @category services
@@ -69,19 +71,21 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
 
     /** The backend work of one row; the failure is classified, never raised. */
     const removeObject = (row: PendingDelete): Effect.Effect<Option.Option<FailureClass>> =>
-      Effect.gen(function*() {
-        if (row.isMultipart && Option.isSome(objects.multipart)) {
-          yield* objects.multipart.value.abortMultipart({ key: row.key, uploadId: row.uploadId })
-        }
-        yield* objects.deleteObject(row.key)
-      }).pipe(
-        Effect.as(Option.none<FailureClass>()),
-        Effect.catchAllCause((cause) =>
-          Effect.as(
-            Effect.logWarning(`could not delete ${row.key}`, cause),
-            Option.some(classify(cause))
+      Effect.matchCauseEffect(
+        row.isMultipart && Option.isSome(objects.multipart)
+          ? Effect.zipRight(
+            objects.multipart.value.abortMultipart({ key: row.key, uploadId: row.uploadId }),
+            objects.deleteObject(row.key)
           )
-        )
+          : objects.deleteObject(row.key),
+        {
+          onSuccess: () => noFailure,
+          onFailure: (cause) =>
+            Effect.as(
+              Effect.logWarning(`could not delete ${row.key}`, cause),
+              Option.some(classify(cause))
+            )
+        }
       )
 
     /** Records the outcome of a batch in one transaction. */
@@ -97,7 +101,8 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
         yield* queue.done(finished.map((row) => row.id))
         yield* registry.markDeleted(finished.map((row) => ({ key: row.key, reason: row.reason })), now)
         for (const row of finished) {
-          yield* events.publish(new FileDeleted({ key: row.key, reason: row.reason }))
+          // The fields come from a validated PendingDelete: no need to validate them again.
+          yield* events.publish(new FileDeleted({ key: row.key, reason: row.reason }, true))
           deleted++
         }
         for (const [row, failure] of outcomes) {
@@ -155,15 +160,32 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
           Effect.interruptible
         )
 
-        const outcomes = yield* Effect.forEach(
-          rows,
-          (row) =>
+        // At most `deleteConcurrency` rows at once: that many lanes, each
+        // taking the next row when it is free (cheaper than a fiber per row).
+        const outcomes: Array<Option.Option<FailureClass> | undefined> = new Array(rows.length)
+        let next = 0
+        const lane = Effect.whileLoop({
+          while: () => next < rows.length,
+          body: () => {
+            const index = next++
+            const row = rows[index]!
             // A row whose lease was lost belongs to another worker now.
-            lost.has(row.id) ? Effect.succeed(Option.none<readonly [PendingDelete, Option.Option<FailureClass>]>()) :
-              Effect.map(removeObject(row), (failure) => Option.some([row, failure] as const)),
-          { concurrency: config.deleteConcurrency }
-        )
-        const settled = outcomes.flatMap((o) => Option.isSome(o) && !lost.has(o.value[0].id) ? [o.value] : [])
+            return lost.has(row.id) ? Effect.void : Effect.map(removeObject(row), (failure) => {
+              outcomes[index] = failure
+            })
+          },
+          step: () => {}
+        })
+        const lanes = Math.max(1, Math.min(config.deleteConcurrency, rows.length))
+        yield* lanes === 1 ? lane : Effect.all(Array.from({ length: lanes }, () => lane), {
+          concurrency: "unbounded",
+          discard: true
+        })
+        const settled: Array<readonly [PendingDelete, Option.Option<FailureClass>]> = []
+        rows.forEach((row, index) => {
+          const failure = outcomes[index]
+          if (failure !== undefined && !lost.has(row.id)) settled.push([row, failure])
+        })
         const counts = yield* settle(settled, yield* DateTime.now)
         inFlight.clear()
         return counts

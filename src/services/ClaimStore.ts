@@ -67,6 +67,13 @@ export class ClaimStore extends Context.Tag("effect-storage/ClaimStore")<ClaimSt
   /** Reads a claim by object key; `ClaimNotFound` when absent. */
   readonly getByKey: (key: string) => Effect.Effect<UploadClaim, ClaimNotFound | SqlError>
 
+  /**
+   * The claims, whatever their status, of those of `keys` that have one
+   * (keys de-duplicated, looked up in bounded `IN (...)` batches; order
+   * unspecified). For bulk checks such as the reconciler's.
+   */
+  readonly findByKeys: (keys: Iterable<string>) => Effect.Effect<ReadonlyArray<UploadClaim>, SqlError>
+
   /** Counts an owner's pending claims, expired-but-unswept ones included. */
   readonly countPendingByOwner: (owner: string) => Effect.Effect<number, SqlError>
 

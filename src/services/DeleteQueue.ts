@@ -122,6 +122,14 @@ export class DeleteQueue extends Context.Tag("effect-storage/DeleteQueue")<Delet
    */
   readonly purgeDeadLetters: (ids?: ReadonlyArray<string>) => Effect.Effect<number, SqlError>
 
+  /**
+   * The rows, live or dead-lettered, queued for any of `keys` (keys
+   * de-duplicated, looked up in bounded `IN (...)` batches; order
+   * unspecified). A key may have one row per reason. For bulk checks such
+   * as the reconciler's.
+   */
+  readonly findByKeys: (keys: Iterable<string>) => Effect.Effect<ReadonlyArray<PendingDelete>, SqlError>
+
   /** Reads one row by id. */
   readonly get: (id: string) => Effect.Effect<Option.Option<PendingDelete>, SqlError>
 

@@ -73,7 +73,9 @@ export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlCli
 const tablesExist = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const found = yield* Effect.forEach(tables, (table) =>
-    sql`SELECT 1 FROM ${sql(table)} WHERE 1 = 0`.pipe(
+    // Unprepared: the SQLite client caches a failed preparation, which would
+    // make every retry fail while another process is still migrating.
+    sql`SELECT 1 FROM ${sql(table)} WHERE 1 = 0`.unprepared.pipe(
       Effect.as(true),
       Effect.catchAll(() => Effect.succeed(false))
     ))

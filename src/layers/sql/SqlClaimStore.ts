@@ -126,6 +126,16 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     getByKey: Effect.fn("ClaimStore.getByKey")((key: string) => getBy("object_key", key)),
 
+    findByKeys: Effect.fn("ClaimStore.findByKeys")((keys: Iterable<string>) =>
+      Effect.map(
+        Effect.forEach(
+          Dialect.chunks(Array.from(new Set(keys)), 500),
+          (chunk) => select(sql<ClaimRow>`SELECT ${columns} FROM sys_storage_upload_claim WHERE ${sql.in("object_key", chunk)}`)
+        ),
+        (pages) => pages.flat()
+      )
+    ),
+
     countPendingByOwner: Effect.fn("ClaimStore.countPendingByOwner")(countPendingByOwner),
 
     consume: Effect.fn("ClaimStore.consume")((key: string) =>

@@ -15,8 +15,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { randomFillSync } from "node:crypto"
 import { uuidv7 } from "../../internal/uuidv7.js"
-import { type DeleteReason, PendingDelete } from "../../schema/Models.js"
+import { DeleteReason, PendingDelete } from "../../schema/Models.js"
 import { DeleteQueue } from "../../services/DeleteQueue.js"
 import * as Dialect from "./Dialect.js"
 
@@ -40,8 +41,8 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
     "id, object_key, upload_id, reason, attempts, next_attempt_at, created_at, last_error, lease_token, dead_at"
   const columns = sql.literal(columnNames)
 
-  const fromRow = (row: QueueRow) =>
-    new PendingDelete({
+  const fromRow = (row: QueueRow) => {
+    const fields: PendingDeleteFields = {
       id: row.id,
       key: row.object_key,
       uploadId: row.upload_id,
@@ -52,12 +53,33 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
       ...(row.last_error == null ? {} : { lastError: row.last_error }),
       ...(row.lease_token == null ? {} : { leaseToken: row.lease_token }),
       ...(row.dead_at == null ? {} : { deadAt: dialect.readTime(row.dead_at) })
-    })
+    }
+    // The schema's checks written out: a row that passes them is built
+    // without running the (much slower) schema validation again; any other
+    // row goes through it and fails exactly as before.
+    return new PendingDelete(fields, isValidRow(fields))
+  }
 
   // Idempotent on (object_key, reason). MySQL's INSERT IGNORE would also
   // turn real errors (a truncated key!) into warnings, so it updates nothing
   // on a duplicate instead.
   const insertRows = sql.onDialectOrElse({
+    // One array per column instead of 7 parameters per row: PostgreSQL
+    // parses and plans a 1,000-row VALUES list with 7,000 parameters several
+    // times slower than the same rows as 7 arrays. Same rows, same order.
+    pg: () => (rows: ReadonlyArray<InsertRow>) =>
+      sql`INSERT INTO sys_storage_pending_delete
+        (id, object_key, upload_id, reason, attempts, next_attempt_at, created_at)
+        SELECT * FROM unnest(
+          ${rows.map((row) => row.id)}::text[],
+          ${rows.map((row) => row.object_key)}::text[],
+          ${rows.map((row) => row.upload_id)}::text[],
+          ${rows.map((row) => row.reason)}::text[],
+          ${rows.map((row) => row.attempts)}::int[],
+          ${isoTimes(rows.map((row) => row.next_attempt_at))}::timestamptz[],
+          ${isoTimes(rows.map((row) => row.created_at))}::timestamptz[]
+        )
+        ON CONFLICT (object_key, reason) DO NOTHING`,
     mysql: () => (rows: ReadonlyArray<InsertRow>) =>
       sql`INSERT INTO sys_storage_pending_delete ${sql.insert(rows)}
         ON DUPLICATE KEY UPDATE id = id`,
@@ -122,19 +144,19 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
     schedule: Effect.fn("DeleteQueue.schedule")(function*(keys: Iterable<string>, reason: DeleteReason) {
       const unique = Array.from(new Set(Array.from(keys).filter((key) => key !== "")))
       if (unique.length === 0) return
-      const now = dialect.time(yield* DateTime.now)
-      const rows: Array<InsertRow> = []
-      for (const key of unique) {
-        rows.push({
-          id: yield* uuidv7,
-          object_key: key,
-          upload_id: "",
-          reason,
-          attempts: 0,
-          next_attempt_at: now,
-          created_at: now
-        })
-      }
+      const current = yield* DateTime.now
+      const now = dialect.time(current)
+      // The ids of the whole batch at once (one clock reading, one random fill).
+      const ids = uuidv7Batch(unique.length, DateTime.toEpochMillis(current))
+      const rows: Array<InsertRow> = unique.map((key, index) => ({
+        id: ids[index]!,
+        object_key: key,
+        upload_id: "",
+        reason,
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now
+      }))
       yield* insertAll(rows)
     }),
 
@@ -224,6 +246,16 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
       )
     ),
 
+    findByKeys: Effect.fn("DeleteQueue.findByKeys")((keys: Iterable<string>) =>
+      Effect.map(
+        Effect.forEach(
+          Dialect.chunks(Array.from(new Set(keys)), 500),
+          (chunk) => sql<QueueRow>`SELECT ${columns} FROM sys_storage_pending_delete WHERE ${sql.in("object_key", chunk)}`
+        ),
+        (pages) => pages.flat().map(fromRow)
+      )
+    ),
+
     get: Effect.fn("DeleteQueue.get")((id: string) =>
       Effect.map(
         sql<QueueRow>`SELECT ${columns} FROM sys_storage_pending_delete WHERE id = ${id}`,
@@ -261,6 +293,71 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
 export const layer: Layer.Layer<DeleteQueue, never, SqlClient.SqlClient> = Layer.effect(DeleteQueue, make)
 
 // ---- internal ----
+
+const hex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
+
+/**
+ * Timestamps as ISO 8601 text (the same instants, to the millisecond): `pg`
+ * turns a Date inside an array parameter into local-time text, about 1.4 µs
+ * each, while an ISO string is copied as is. Rows of one batch usually share
+ * one Date, so it is formatted once.
+ */
+const isoTimes = (times: ReadonlyArray<Date | string>): Array<string> => {
+  let last: Date | undefined
+  let lastText = ""
+  return times.map((time) => {
+    if (typeof time === "string") return time
+    if (time !== last) {
+      last = time
+      lastText = time.toISOString()
+    }
+    return lastText
+  })
+}
+
+/**
+ * `count` UUIDv7s of the same millisecond, laid out as `uuidv7FromMillis`
+ * lays out one (48 bits of time, version 7, variant 10, random bits), with
+ * one random fill for the whole batch.
+ */
+const uuidv7Batch = (count: number, millis: number): Array<string> => {
+  let ms = Math.max(0, Math.floor(millis))
+  const time = new Array<string>(6)
+  for (let i = 5; i >= 0; i--) {
+    time[i] = hex[ms % 256]!
+    ms = Math.floor(ms / 256)
+  }
+  const prefix = `${time[0]}${time[1]}${time[2]}${time[3]}-${time[4]}${time[5]}-`
+  const random = randomFillSync(new Uint8Array(count * 10))
+  const ids = new Array<string>(count)
+  for (let i = 0, o = 0; i < count; i++, o += 10) {
+    ids[i] = prefix +
+      hex[(random[o]! & 0x0f) | 0x70] + hex[random[o + 1]!] + "-" +
+      hex[(random[o + 2]! & 0x3f) | 0x80] + hex[random[o + 3]!] + "-" +
+      hex[random[o + 4]!] + hex[random[o + 5]!] + hex[random[o + 6]!] +
+      hex[random[o + 7]!] + hex[random[o + 8]!] + hex[random[o + 9]!]
+  }
+  return ids
+}
+
+type PendingDeleteFields = ConstructorParameters<typeof PendingDelete>[0]
+
+const deleteReasons: ReadonlySet<unknown> = new Set(DeleteReason.literals)
+
+const isUtc = (value: unknown): boolean => DateTime.isDateTime(value) && DateTime.isUtc(value)
+
+/** What `PendingDelete`'s schema checks, for the rows a lease returns. */
+const isValidRow = (fields: PendingDeleteFields): boolean =>
+  typeof fields.id === "string" &&
+  typeof fields.key === "string" &&
+  typeof fields.uploadId === "string" &&
+  deleteReasons.has(fields.reason) &&
+  Number.isSafeInteger(fields.attempts) && fields.attempts >= 0 &&
+  isUtc(fields.nextAttemptAt) &&
+  isUtc(fields.createdAt) &&
+  (fields.lastError === undefined || typeof fields.lastError === "string") &&
+  (fields.leaseToken === undefined || typeof fields.leaseToken === "string") &&
+  (fields.deadAt === undefined || isUtc(fields.deadAt))
 
 type InsertRow = {
   readonly id: string
