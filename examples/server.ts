@@ -6,8 +6,10 @@
  * Defaults: SQLite at ./data/storage.db and files under ./data/objects;
  * every setting comes from the environment (see README).
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -16,6 +18,7 @@ import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import { Authentication, Prometheus, Storage, StorageHandlers, TokenResolver, UploadPage } from "../src/index.js"
 import { Files } from "../src/layers/Files.js"
@@ -73,9 +76,17 @@ const HttpLive = Layer.unwrapEffect(Effect.gen(function*() {
   return NodeHttpServer.layer(() => createServer(options), { port })
 }))
 
+/**
+ * The largest request body read whole (JSON payloads): 1 MiB. Part uploads
+ * are streamed and limited by the part size instead. Without it, handlers
+ * run with no limit at all and buffer any JSON body whole.
+ */
+const MaxBodySizeLive = Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(1024 * 1024)))
+
 // The storage stack is built before the server listens: a request accepted
 // earlier would wait, unanswered, until its handler exists.
 const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+  Layer.provide(MaxBodySizeLive),
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),

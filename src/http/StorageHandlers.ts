@@ -8,11 +8,13 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { Readable } from "node:stream"
 import { Uploads } from "../layers/Uploads.js"
 import {
   type ClaimAlreadyExists,
@@ -142,8 +144,17 @@ const unavailable = (cause: unknown) =>
 const isTagged = (value: unknown, tag: string): boolean =>
   typeof value === "object" && value !== null && (value as { readonly _tag?: unknown })._tag === tag
 
-const requestBody = (request: HttpServerRequest.HttpServerRequest) =>
-  request.stream.pipe(Stream.mapError(() => new RequestBodyError()))
+/**
+ * The request body as a stream. On Node it is read without destroying the
+ * request when the stream stops early (a part longer than its size is cut
+ * off): destroying the request destroys its socket, and the error answer
+ * (413) would never reach the client. The unread rest is left paused, and
+ * the server's request timeout closes the connection if the client goes on.
+ */
+const requestBody = (request: HttpServerRequest.HttpServerRequest): Stream.Stream<Uint8Array, RequestBodyError> =>
+  request.source instanceof Readable
+    ? NodeStream.fromReadable(() => request.source as Readable, () => new RequestBodyError(), { closeOnDone: false })
+    : request.stream.pipe(Stream.mapError(() => new RequestBodyError()))
 
 const contentLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {
   const header = request.headers["content-length"]
