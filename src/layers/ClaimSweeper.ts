@@ -28,6 +28,7 @@ import { UploadPartStore } from "../services/UploadPartStore.js"
 import { runForever } from "./DeleteWorker.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
+import { withTransaction } from "../internal/transaction.js"
 
 /**
  * What one run did.
@@ -68,6 +69,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
     const queue = yield* DeleteQueue
     const objects = yield* ObjectStorage
     const sql = yield* SqlClient.SqlClient
+    const transaction = withTransaction(sql)
 
     /** Decides outside any transaction, so backend latency never holds row locks. */
     const plan = (claim: UploadClaim): Effect.Effect<SweepPlan> => {
@@ -96,7 +98,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
 
     /** Applies a batch's plans in one transaction; answers what won its compare-and-set. */
     const apply = (planned: ReadonlyArray<readonly [UploadClaim, SweepPlan]>, cutoff: DateTime.Utc, now: DateTime.Utc) =>
-      sql.withTransaction(Effect.gen(function*() {
+      transaction(Effect.gen(function*() {
         let recovered = 0
         const jobs: Array<PendingDelete> = []
         for (const [claim, decision] of planned) {
@@ -144,7 +146,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
         while (true) {
           const orphans = yield* claims.scanUnadopted(cutoff, config.sweepBatchSize)
           if (orphans.length === 0) break
-          const won = yield* sql.withTransaction(Effect.gen(function*() {
+          const won = yield* transaction(Effect.gen(function*() {
             const jobs: Array<PendingDelete> = []
             for (const claim of orphans) {
               // Loses, harmlessly, to an adoption that commits first.

@@ -30,6 +30,7 @@ import { ObjectStorage } from "../services/ObjectStorage.js"
 import { StorageEvents } from "../services/StorageEvents.js"
 import { StorageConfig, type StorageSettings } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
+import { withTransaction } from "../internal/transaction.js"
 
 /**
  * What one run did.
@@ -68,6 +69,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
     const events = yield* StorageEvents
     const registry = yield* FileRegistry
     const sql = yield* SqlClient.SqlClient
+    const transaction = withTransaction(sql)
 
     /** The backend work of one row; the failure is classified, never raised. */
     const removeObject = (row: PendingDelete): Effect.Effect<Option.Option<FailureClass>> =>
@@ -128,7 +130,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
           }
         }
         return { deleted, deferred, deadLettered }
-      }).pipe(sql.withTransaction)
+      }).pipe(transaction)
 
     /**
      * Gives leased rows back. Rows already settled no longer carry the lease

@@ -39,6 +39,7 @@ import { UploadPartStore } from "../services/UploadPartStore.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { generateKey, sanitizeContentType, sanitizeFilename } from "./uploads/Naming.js"
+import { withTransaction } from "../internal/transaction.js"
 
 /**
  * What `initUpload` answers: where to send the parts and how many.
@@ -79,6 +80,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
     const queue = yield* DeleteQueue
     const objects = yield* ObjectStorage
     const sql = yield* SqlClient.SqlClient
+    const transaction = withTransaction(sql)
 
     const requireMultipart: Effect.Effect<Multipart, MultipartNotSupported> = Option.match(objects.multipart, {
       onNone: () => Effect.fail(new MultipartNotSupported()),
@@ -281,7 +283,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
             message: `declared ${claim.size} bytes, assembled ${info.size}; the object was deleted`
           })
         }
-        const marked = yield* sql.withTransaction(
+        const marked = yield* transaction(
           Effect.zipRight(claims.markUploaded(claim.id), parts.deleteByClaim(claim.id))
         ).pipe(
           Effect.as(true),
@@ -315,7 +317,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       // Never touches the backend: the claim goes (only while still pending,
       // so a completed upload survives) and the worker aborts the session
       // and deletes any object, in the same transaction.
-      const aborted = yield* sql.withTransaction(Effect.gen(function*() {
+      const aborted = yield* transaction(Effect.gen(function*() {
         if (!(yield* claims.deleteIfPending(claim.value.id))) return false
         const now = yield* DateTime.now
         yield* queue.enqueue([

@@ -6,7 +6,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { randomUUID } from "node:crypto"
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -210,6 +211,43 @@ describe("FileSystemObjectStorage", () => {
       yield* storage.putObject({ key: "z/last", body: text("1") })
       yield* storage.putObject({ key: ".hidden/first", body: text("2") })
       expect((yield* listAll(storage.listObjects())).map((o) => o.key)).toEqual([".hidden/first", "z/last"])
+    }))
+
+  it.scoped("after a crash: a session a complete had taken away is put back, so the complete can be retried", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const first = yield* FileSystemObjectStorage.make({ root, partSize: 4 })
+      const mp = Option.getOrThrow(first.multipart)
+      const { uploadId } = yield* mp.initMultipart({ key: "crash/a.bin" })
+      const part1 = yield* mp.putPart({ key: "crash/a.bin", uploadId, partNumber: 1, body: text("abcd") })
+      const part2 = yield* mp.putPart({ key: "crash/a.bin", uploadId, partNumber: 2, body: text("ef") })
+      // the state a kill right after the session was taken away leaves
+      renameSync(join(root, ".multipart", uploadId), join(root, ".tmp", `${uploadId}.${randomUUID()}.closing`))
+
+      const restarted = yield* FileSystemObjectStorage.make({ root, partSize: 4 })
+      const info = yield* Option.getOrThrow(restarted.multipart).completeMultipart({
+        key: "crash/a.bin",
+        uploadId,
+        parts: [part1, part2].map((p) => ({ partNumber: p.partNumber, etag: p.etag }))
+      })
+      expect(info.size).toBe(6)
+      expect(yield* readText((yield* restarted.getObject({ key: "crash/a.bin" })).body)).toBe("abcdef")
+      expect(readdirSync(join(root, ".tmp"))).toEqual([])
+    }))
+
+  it.scoped("after a crash: temporary files not written for an hour are removed, recent ones kept", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      yield* FileSystemObjectStorage.make({ root })
+      const tmp = join(root, ".tmp")
+      writeFileSync(join(tmp, "stale-body"), "half a body")
+      mkdirSync(join(tmp, "stale-staging"))
+      writeFileSync(join(tmp, "live-body"), "being written")
+      const old = new Date(Date.now() - FileSystemObjectStorage.staleTemporaryAge - 60_000)
+      utimesSync(join(tmp, "stale-body"), old, old)
+      utimesSync(join(tmp, "stale-staging"), old, old)
+      yield* FileSystemObjectStorage.make({ root })
+      expect(readdirSync(tmp)).toEqual(["live-body"])
     }))
 })
 

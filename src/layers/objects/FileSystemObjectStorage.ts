@@ -143,6 +143,7 @@ export const make = (
     yield* fsCall("init", async () => {
       for (const folder of [paths.tmp, paths.meta, paths.multipart]) await fsp.mkdir(folder, { recursive: true })
     })
+    yield* recoverAfterCrash(paths, Date.now())
     return makeBackend(paths, partSize)
   })
 
@@ -156,7 +157,42 @@ export const make = (
 export const layer = (options: FileSystemObjectStorageOptions): Layer.Layer<ObjectStorage, StorageBackendError> =>
   Layer.effect(ObjectStorage, make(options))
 
+/**
+ * How long a temporary file may go unwritten before it counts as left by a
+ * crash. Longer than any pause of a live write, so a volume shared by
+ * several instances is safe.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const staleTemporaryAge = 60 * 60 * 1000
+
 // ---- internal ----
+
+/**
+ * What a crash leaves in `.tmp`, put right when the backend is built:
+ * - a session taken away by a complete (or an abort) that never finished
+ *   (`<uploadId>.<uuid>.closing`) goes back to `.multipart`, so the
+ *   complete can be retried (redone if it had in fact finished: the object
+ *   is rewritten with the same bytes; a repeated abort finds it again);
+ * - bodies and staging folders not written for `staleTemporaryAge` are
+ *   removed.
+ */
+const recoverAfterCrash = (paths: Paths, now: number) =>
+  fsCall("recover", async () => {
+    for (const name of await fsp.readdir(paths.tmp)) {
+      const path = join(paths.tmp, name)
+      const closing = /^(.+)\.[0-9a-f-]{36}\.closing$/.exec(name)
+      if (closing !== null && uploadIdPattern.test(closing[1]!)) {
+        const restored = await fsp.rename(path, paths.session(closing[1]!)).then(() => true, () => false)
+        if (restored) continue
+      }
+      const stat = await ifExists(fsp.stat(path))
+      if (stat !== undefined && (closing !== null || now - stat.mtimeMs > staleTemporaryAge)) {
+        await fsp.rm(path, { recursive: true, force: true })
+      }
+    }
+  })
 
 const internalFolders: ReadonlyArray<string> = [".tmp", ".meta", ".multipart"]
 

@@ -11,6 +11,7 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import { isSqlError, withTransaction } from "../../internal/transaction.js"
 
 /** @internal */
 export type DialectName = "pg" | "mysql" | "sqlite"
@@ -88,8 +89,8 @@ export const withRetriedTransaction = (sql: SqlClient.SqlClient, dialect: Dialec
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
   Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
     Option.isSome(outer)
-      ? sql.withTransaction(effect)
-      : sql.withTransaction(effect).pipe(
+      ? withTransaction(sql)(effect)
+      : withTransaction(sql)(effect).pipe(
         Effect.retry({
           while: (error) => isSqlError(error) && dialect.isRetryable(error),
           schedule: Schedule.exponential("5 millis", 2).pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(20)))
@@ -123,9 +124,6 @@ const readTime = (value: unknown): DateTime.Utc => {
   }
   throw new Error(`unexpected timestamp value: ${String(value)}`)
 }
-
-const isSqlError = (u: unknown): u is SqlError =>
-  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "SqlError"
 
 const codeOf = (error: SqlError): unknown => (error.cause as { code?: unknown } | undefined)?.code
 

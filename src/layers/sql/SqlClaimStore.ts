@@ -8,6 +8,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { withTransaction } from "../../internal/transaction.js"
 import { AccessDenied, ClaimAlreadyExists, ClaimNotFound, TooManyPendingUploads } from "../../schema/Errors.js"
 import { isAnonymous, UploadClaim } from "../../schema/Models.js"
 import { ClaimStore } from "../../services/ClaimStore.js"
@@ -20,6 +21,7 @@ import { markClaimed, registerUploaded } from "./SqlFileRegistry.js"
  */
 export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient> = Effect.gen(function*() {
   const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const transaction = withTransaction(sql)
   const dialect = Dialect.make(sql)
   const inTransaction = Dialect.withRetriedTransaction(sql, dialect)
   const columns = sql.literal(
@@ -114,7 +116,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     }),
 
     markUploaded: Effect.fn("ClaimStore.markUploaded")((id: string) =>
-      sql.withTransaction(Effect.gen(function*() {
+      transaction(Effect.gen(function*() {
         const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
           WHERE id = ${id} AND status = 'pending'`)
         if (n === 0) return yield* new ClaimNotFound()
@@ -139,7 +141,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     countPendingByOwner: Effect.fn("ClaimStore.countPendingByOwner")(countPendingByOwner),
 
     consume: Effect.fn("ClaimStore.consume")((key: string) =>
-      sql.withTransaction(Effect.gen(function*() {
+      transaction(Effect.gen(function*() {
         const n = yield* affected(sql`DELETE FROM sys_storage_upload_claim
           WHERE object_key = ${key} AND status = 'uploaded'`)
         if (n === 0) return yield* new ClaimNotFound()
@@ -153,7 +155,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       if (isAnonymous(principal)) return yield* new AccessDenied({ message: "an anonymous user cannot adopt uploads" })
       // A transaction of its own (a savepoint inside the caller's), so a
       // partial match is undone even if the caller forgets to roll back.
-      yield* sql.withTransaction(Effect.gen(function*() {
+      yield* transaction(Effect.gen(function*() {
         let matched = 0
         for (const chunk of Dialect.chunks(unique, 500)) {
           matched += yield* affected(sql`DELETE FROM sys_storage_upload_claim
@@ -204,7 +206,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     markUploadedIfPendingExpired: Effect.fn("ClaimStore.markUploadedIfPendingExpired")(
       (snapshot: UploadClaim, cutoff: DateTime.Utc) =>
-        sql.withTransaction(Effect.gen(function*() {
+        transaction(Effect.gen(function*() {
           const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
             WHERE id = ${snapshot.id} AND object_key = ${snapshot.key} AND upload_id = ${snapshot.uploadId}
             AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`)

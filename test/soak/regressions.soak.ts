@@ -1,8 +1,8 @@
 /**
- * Bugs the soak suites found in src/layers, each as a test of the behaviour
- * it should have. They are `it.fails` while the bug is there (so `npm run
- * soak` stays green) and start failing once it is fixed: then turn each
- * into a plain `it` (and move it next to the code's own tests).
+ * Bugs the soak suites found in src/layers, kept as regression tests of the
+ * behaviour they should have (each failed before its fix): crash leftovers
+ * of the filesystem backend, and a store method whose connection is lost
+ * mid-transaction.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -25,7 +25,7 @@ import { missing, servers } from "./support/servers.js"
 import { sleep, SoakServer } from "./support/soakServer.js"
 import { filesystemBackend, freshDatabase, Inspector } from "./support/state.js"
 
-describe("known bugs (it.fails until fixed)", () => {
+describe("regressions found by the soak", () => {
   /**
    * FileSystemObjectStorage writes every body into `.tmp/` first; a crash
    * (kill -9, OOM, power loss) mid-write leaves the partial file there, and
@@ -36,7 +36,7 @@ describe("known bugs (it.fails until fixed)", () => {
    * grace period longer than any write (e.g. an hour, by mtime), so that a
    * volume shared by several instances is safe.
    */
-  it.fails("filesystem backend: temporary files left by a crash are removed after a restart", async () => {
+  it("filesystem backend: temporary files left by a crash are removed after a restart", async () => {
     const server = await SoakServer.start({ name: "example server (tmp leak)", env: { STORAGE_PART_SIZE: "64KiB" } })
     try {
       const opened = await request(server.url, "POST", "/storage/uploads", {
@@ -83,7 +83,7 @@ describe("known bugs (it.fails until fixed)", () => {
    * (or finish their commit when the object is already in place), before
    * the age-based `.tmp` cleanup above.
    */
-  it.fails("filesystem backend: a complete cut short by a crash can be retried", async () => {
+  it("filesystem backend: a complete cut short by a crash can be retried", async () => {
     const server = await SoakServer.start({ name: "example server (closing session)", env: { STORAGE_PART_SIZE: "64KiB" } })
     const inspector = new Inspector(`sqlite:${join(server.dir, "storage.db")}`, filesystemBackend(server.root))
     try {
@@ -129,7 +129,7 @@ describe("known bugs (it.fails until fixed)", () => {
   if (pgAdmin === undefined) {
     missing("known bugs: store methods on a lost connection", "PostgreSQL")
   } else {
-    it.fails("a store method whose connection is lost mid-transaction fails with SqlError, not a defect", async () => {
+    it("a store method whose connection is lost mid-transaction fails with SqlError, not a defect", async () => {
       const database = await freshDatabase("pg", pgAdmin)
       const runtime = ManagedRuntime.make(SqlStores.layer.pipe(Layer.provideMerge(Database.layerFromUrl(database.url))))
       const holder = new pg.Client({ connectionString: database.url })
