@@ -1,0 +1,433 @@
+/**
+ * bench:queue: draining 100,000 due delete-queue rows with 1 and 4 worker
+ * processes (DeleteWorker.runOnce, memory backend, no-op events), against
+ * graphile-worker, pg-boss and @effect/sql's SqlPersistedQueue working off
+ * 100,000 no-op jobs in the same PostgreSQL database, with the same process
+ * counts. Then the same drain (ours only) on MariaDB and SQLite.
+ *
+ * Timing: from the first worker's start (after every process has connected
+ * and signalled ready) to the last job finished in any process; enqueueing is
+ * not timed. Before each drain: VACUUM ANALYZE and CHECKPOINT (PostgreSQL).
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { Logger as GraphileLogger, makeWorkerUtils, runMigrations } from "graphile-worker"
+import PgBoss from "pg-boss"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
+import { join } from "node:path"
+import { Database, DeleteScheduler, SqlStores } from "../src/index.js"
+import {
+  benchDir,
+  fmt,
+  fmtRatio,
+  fmtSpread,
+  log,
+  pairedRatio,
+  parseFlags,
+  record,
+  spread,
+  table,
+  withRetries
+} from "./lib/common.js"
+import {
+  type BenchDatabase,
+  createDatabase,
+  type Dialect,
+  mysqlVersion,
+  pgVersion,
+  waitForServers,
+  withMysql,
+  withPg
+} from "./lib/db.js"
+import { exportRevision } from "./lib/library.js"
+import { forkTs, waitExit } from "./lib/processes.js"
+import type { ChildMessage, QueueKind, WorkerSettings } from "./queue/protocol.js"
+
+const flags = parseFlags()
+const total = Number(flags.options.get("rows") ?? (flags.quick ? 10_000 : 100_000))
+const processCounts = [1, 4]
+const settings: WorkerSettings = {
+  batchSize: Number(flags.options.get("batch") ?? 100),
+  concurrency: Number(flags.options.get("concurrency") ?? 8),
+  queueName: "noop",
+  completeJobBatchDelay: Number(flags.options.get("graphile-batch-delay") ?? 0)
+}
+const peerKinds: ReadonlyArray<QueueKind> = (flags.options.get("kinds")?.split(",") as Array<QueueKind> | undefined) ??
+  ["ours", "raw", "graphile", "pgboss", "effectpq"]
+/** `--baseline=REV`: also run effect-storage as of git revision REV (before/after figures). */
+const baselineRev = flags.options.get("baseline")
+const drainTimeoutMs = 600_000
+const profileDir = flags.options.get("profile")
+
+const labels: Record<QueueKind, string> = {
+  ours: "effect-storage DeleteWorker",
+  raw: "hand-written SQL loop (same statements, no library)",
+  graphile: "graphile-worker",
+  pgboss: "pg-boss",
+  effectpq: "@effect/sql SqlPersistedQueue"
+}
+
+/** One thing drained: a queue kind, possibly run from other sources. */
+interface Side {
+  readonly id: string
+  readonly kind: QueueKind
+  readonly label: string
+  readonly env?: NodeJS.ProcessEnv
+}
+
+// ---- enqueueing (not timed) ----
+
+const schedule = async (db: BenchDatabase, rep: number) => {
+  const runtime = ManagedRuntime.make(SqlStores.layer.pipe(Layer.provideMerge(Database.layerFromUrl(db.url))))
+  try {
+    await runtime.runPromise(Effect.gen(function*() {
+      const scheduler = yield* DeleteScheduler
+      for (let start = 0; start < total; start += 1000) {
+        const keys = Array.from({ length: Math.min(1000, total - start) }, (_, i) => `bench/${rep}/${start + i}.bin`)
+        yield* scheduler.schedule(keys, "deleted")
+      }
+    }))
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+const quietGraphile = new GraphileLogger(() => () => {})
+
+const enqueue: Record<QueueKind, (db: BenchDatabase, rep: number, first: boolean) => Promise<void>> = {
+  ours: (db, rep) => schedule(db, rep),
+  raw: (db, rep) => schedule(db, rep),
+  graphile: async (db, _rep, first) => {
+    if (first) await runMigrations({ connectionString: db.url, logger: quietGraphile })
+    const utils = await makeWorkerUtils({ connectionString: db.url, logger: quietGraphile })
+    try {
+      for (let start = 0; start < total; start += 5000) {
+        await utils.addJobs(
+          Array.from({ length: Math.min(5000, total - start) }, (_, i) => ({
+            identifier: "noop",
+            payload: { i: start + i }
+          }))
+        )
+      }
+    } finally {
+      await utils.release()
+    }
+  },
+  pgboss: async (db, _rep, first) => {
+    const boss = new PgBoss({ connectionString: db.url, max: 4, supervise: false, schedule: false, migrate: first })
+    boss.on("error", (error) => console.error("[pg-boss]", error))
+    await boss.start()
+    try {
+      if (first) await boss.createQueue(settings.queueName)
+      else await withPg(db.url, (c) => c.query("TRUNCATE pgboss.job"))
+      for (let start = 0; start < total; start += 5000) {
+        await boss.insert(
+          Array.from({ length: Math.min(5000, total - start) }, (_, i) => ({
+            name: settings.queueName,
+            data: { i: start + i }
+          }))
+        )
+      }
+    } finally {
+      await boss.stop({ graceful: false, wait: true })
+    }
+  },
+  effectpq: async (db, _rep, first) => {
+    if (first) {
+      // The store creates its table and indexes when built.
+      const runtime = ManagedRuntime.make(
+        Layer.provide(SqlPersistedQueue.layerStore(), Database.layerFromUrl(db.url))
+      )
+      await runtime.runPromise(Effect.void)
+      await runtime.dispose()
+    }
+    // One multi-row INSERT of what `offer` writes one row at a time.
+    await withPg(db.url, async (c) => {
+      await c.query("TRUNCATE effect_queue")
+      await c.query(
+        `INSERT INTO effect_queue (id, queue_name, element, completed, attempts, created_at, updated_at)
+         SELECT gen_random_uuid()::text, $1, json_build_object('i', g)::text, FALSE, 0, now(), now()
+         FROM generate_series(1, $2::int) AS g`,
+        [settings.queueName, total]
+      )
+    })
+  }
+}
+
+const remaining: Record<QueueKind, (db: BenchDatabase) => Promise<number>> = {
+  ours: (db) => countRows(db, "SELECT COUNT(*) AS n FROM sys_storage_pending_delete"),
+  raw: (db) => countRows(db, "SELECT COUNT(*) AS n FROM sys_storage_pending_delete"),
+  graphile: (db) => countRows(db, "SELECT COUNT(*) AS n FROM graphile_worker._private_jobs"),
+  pgboss: (db) => countRows(db, "SELECT COUNT(*) AS n FROM pgboss.job WHERE state < 'completed'"),
+  effectpq: (db) => countRows(db, "SELECT COUNT(*) AS n FROM effect_queue WHERE completed = FALSE")
+}
+
+/** A COUNT(*) through the library's own client, on any dialect. */
+const countRows = (db: BenchDatabase, query: string): Promise<number> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql.unsafe<{ n: unknown }>(query)
+      return Number(rows[0]!.n)
+    }).pipe(Effect.provide(Database.layerFromUrl(db.url)), Effect.scoped)
+  )
+
+/** The same starting point for every drain: fresh statistics, no dirty pages waiting for a checkpoint. */
+const settle = async (db: BenchDatabase) => {
+  switch (db.dialect) {
+    case "pg":
+      return withPg(db.url, async (c) => {
+        await c.query("VACUUM ANALYZE")
+        await c.query("CHECKPOINT")
+      })
+    case "mysql":
+      return withMysql(db.url, async (c) => {
+        await c.query("ANALYZE TABLE sys_storage_pending_delete")
+      })
+    case "sqlite":
+      return
+  }
+}
+
+/** After a failed drain (a server restarted under us, say): wait for the servers, empty what was queued. */
+const recover = async (db: BenchDatabase, kind: QueueKind) => {
+  await waitForServers()
+  const clear: Record<QueueKind, string> = {
+    ours: "DELETE FROM sys_storage_pending_delete",
+    raw: "DELETE FROM sys_storage_pending_delete",
+    graphile: "DELETE FROM graphile_worker._private_jobs",
+    pgboss: "DELETE FROM pgboss.job",
+    effectpq: "DELETE FROM effect_queue"
+  }
+  await Effect.runPromise(
+    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(clear[kind])).pipe(
+      Effect.provide(Database.layerFromUrl(db.url)),
+      Effect.scoped,
+      Effect.ignore
+    )
+  )
+}
+
+// ---- one drain ----
+
+interface Drain {
+  readonly ms: number
+  readonly perSecond: number
+  /** CPU time of the worker processes (not the database's). */
+  readonly cpuMs: number
+}
+
+const drain = async (side: Side, db: BenchDatabase, processes: number): Promise<Drain> => {
+  const kind = side.kind
+  const children = Array.from({ length: processes }, () =>
+    forkTs(join(benchDir, "queue", "worker.ts"), [kind, db.url, JSON.stringify(settings)], {
+      env: side.env ?? {},
+      // `--profile=DIR`: a V8 CPU profile of every worker process, for `--cpu-prof` analysis.
+      execArgv: profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${side.id}-x${processes}`]
+    }))
+  const done = new Map<number, { t0: number; tLast: number; count: number; cpuMs: number }>()
+  const progress = new Map<number, number>()
+  let stopSent = false
+  try {
+    const ready = children.map((child) =>
+      new Promise<void>((resolve, reject) => {
+        child.on("message", (message: ChildMessage) => {
+          if (message.type === "ready") resolve()
+        })
+        child.once("exit", (code) => reject(new Error(`${kind} worker exited (${code}) before it was ready`)))
+      })
+    )
+    await Promise.all(ready)
+    const finished = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${kind} did not drain within ${drainTimeoutMs} ms`)), drainTimeoutMs)
+      const check = () => {
+        const counted = [...progress.values()].reduce((a, b) => a + b, 0)
+        if (!stopSent && counted >= total && done.size < children.length) {
+          stopSent = true
+          for (const child of children) if (child.connected) child.send({ type: "stop" })
+        }
+        if (done.size === children.length) {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      children.forEach((child, index) => {
+        child.on("message", (message: ChildMessage) => {
+          if (message.type === "progress") progress.set(index, message.count)
+          if (message.type === "done") {
+            done.set(index, message)
+            progress.set(index, message.count)
+          }
+          check()
+        })
+        child.once("exit", (code) => {
+          if (!done.has(index)) reject(new Error(`${kind} worker exited (${code}) before it was done`))
+        })
+      })
+    })
+    for (const child of children) child.send({ type: "go" })
+    await finished
+  } finally {
+    await Promise.all(children.map((child) => waitExit(child, 30_000)))
+  }
+  const results = [...done.values()]
+  const t0 = Math.min(...results.map((r) => r.t0))
+  const t1 = Math.max(...results.map((r) => r.tLast))
+  const count = results.reduce((a, r) => a + r.count, 0)
+  const left = await remaining[kind](db)
+  if (left !== 0 || count < total) {
+    throw new Error(`${kind}: ${count} jobs reported done, ${left} still queued (expected ${total} and 0)`)
+  }
+  const ms = t1 - t0
+  const cpuMs = results.reduce((a, r) => a + r.cpuMs, 0)
+  return { ms, perSecond: total / (ms / 1000), cpuMs }
+}
+
+// ---- the run ----
+
+type Series = Map<string, Array<number>>
+const push = (series: Series, key: string, value: number) => {
+  const values = series.get(key) ?? []
+  values.push(value)
+  series.set(key, values)
+}
+
+const runPg = async (series: Series, sides: ReadonlyArray<Side>) => {
+  const prepared = new Set<QueueKind>()
+  const db = await createDatabase("pg", "queue")
+  log(`PostgreSQL database ${db.name}`)
+  try {
+    for (let rep = 0; rep < flags.runs; rep++) {
+      for (const processes of processCounts) {
+        for (const side of sides) {
+          const result = await withRetries(`pg ${side.id} x${processes}`, async () => {
+            await enqueue[side.kind](db, rep, !prepared.has(side.kind))
+            prepared.add(side.kind)
+            await settle(db)
+            return drain(side, db, processes)
+          }, () => recover(db, side.kind))
+          log(
+            `run ${rep + 1}/${flags.runs} pg ${side.id} x${processes}: ${fmt(result.ms, 0)} ms, ` +
+              `${fmt(result.perSecond, 0)} jobs/s, worker CPU ${fmt(result.cpuMs, 0)} ms`
+          )
+          push(series, `pg/${side.id}/${processes}`, result.perSecond)
+          push(series, `pg/${side.id}/${processes}/cpu`, result.cpuMs)
+        }
+      }
+    }
+  } finally {
+    await db.drop()
+  }
+}
+
+const runOurs = async (dialect: Dialect, series: Series) => {
+  const db = await createDatabase(dialect, "queue")
+  log(`${dialect} database ${db.name}`)
+  try {
+    for (let rep = 0; rep < flags.runs; rep++) {
+      for (const processes of processCounts) {
+        const result = await withRetries(`${dialect} ours x${processes}`, async () => {
+          await schedule(db, rep)
+          await settle(db)
+          return drain({ id: "ours", kind: "ours", label: labels.ours }, db, processes)
+        }, () => recover(db, "ours"))
+        log(`run ${rep + 1}/${flags.runs} ${dialect} ours x${processes}: ${fmt(result.ms, 0)} ms, ${fmt(result.perSecond, 0)} rows/s`)
+        push(series, `${dialect}/ours/${processes}`, result.perSecond)
+      }
+    }
+  } finally {
+    await db.drop()
+  }
+}
+
+const main = async () => {
+  const series: Series = new Map()
+  const servers = [await pgVersion()]
+  const sides: Array<Side> = peerKinds.map((kind) => ({ id: kind, kind, label: labels[kind] }))
+  if (baselineRev !== undefined) {
+    sides.splice(1, 0, {
+      id: "ours-baseline",
+      kind: "ours",
+      label: `effect-storage DeleteWorker as of ${baselineRev} (before)`,
+      env: { BENCH_SRC_DIR: exportRevision(baselineRev) }
+    })
+  }
+  await runPg(series, sides)
+  const dialects = ((flags.options.get("dialects") ?? "mysql,sqlite").split(",").filter((d) => d !== "")) as Array<Dialect>
+  for (const dialect of dialects) {
+    if (dialect === "mysql") servers.push(await mysqlVersion())
+    await runOurs(dialect, series)
+  }
+
+  const rows: Array<Array<string>> = []
+  for (const processes of processCounts) {
+    const ours = series.get(`pg/ours/${processes}`) ?? []
+    for (const side of sides) {
+      const values = series.get(`pg/${side.id}/${processes}`) ?? []
+      if (values.length === 0) continue
+      rows.push([
+        "PostgreSQL",
+        String(processes),
+        side.label,
+        fmtSpread(spread(values), 0),
+        fmt(spread((series.get(`pg/${side.id}/${processes}/cpu`) ?? []).map((ms) => ms / 1000)).median, 2),
+        side.id === "ours" ? "1.00x (baseline)" : fmtRatio(pairedRatio(ours, values))
+      ])
+    }
+  }
+  const pgTable = table(
+    ["database", "processes", "queue", "jobs/s", "worker CPU s (all processes)", "effect-storage vs this"],
+    rows
+  )
+
+  const otherRows: Array<Array<string>> = []
+  for (const dialect of dialects) {
+    const one = series.get(`${dialect}/ours/1`) ?? []
+    for (const processes of processCounts) {
+      const values = series.get(`${dialect}/ours/${processes}`) ?? []
+      otherRows.push([
+        dialect === "mysql" ? "MariaDB" : "SQLite",
+        String(processes),
+        fmtSpread(spread(values), 0),
+        processes === 1 ? "1.00x (baseline)" : fmtRatio(pairedRatio(values, one))
+      ])
+    }
+  }
+  const otherTable = table(["database", "processes", "rows/s (effect-storage)", "vs 1 process"], otherRows)
+
+  const body = [
+    `Drain of ${total.toLocaleString("en-US")} due jobs, ${flags.runs} runs per side (runs interleaved), ` +
+    "time from the first worker's start to the last job finished (enqueueing not timed; VACUUM ANALYZE and " +
+    "CHECKPOINT before each drain). The ratio column is effect-storage's jobs/s over the peer's, per run.",
+    "",
+    "Settings: effect-storage `DeleteWorker.runOnce`, `deleteBatchSize` " +
+    `${settings.batchSize}, \`deleteConcurrency\` ${settings.concurrency}, memory backend, \`StorageEvents.layerNoop\`; ` +
+    `graphile-worker \`runOnce\`, \`concurrentJobs\` ${settings.concurrency}, \`localQueue.size\` ${settings.batchSize}, ` +
+    `\`completeJobBatchDelay\` ${settings.completeJobBatchDelay}, jobs added with \`addJobs\`; ` +
+    `pg-boss \`fetch({ batchSize: ${settings.batchSize} })\` + \`complete(ids)\` in a loop until empty ` +
+    "(its `work()` sleeps its polling interval, at least 0.5 s, between batches), jobs added with `insert`; " +
+    `SqlPersistedQueue (\`pollInterval\` 100 ms) with ${settings.batchSize} concurrent \`take\` fibers per process ` +
+    "(it polls as many rows as there are takers and completes each row with its own UPDATE), rows bulk-inserted; " +
+    "hand-written SQL: the DeleteWorker's own lease statement and DELETE sent with `pg`, nothing else (the floor of " +
+    "this queue design here, not a product). Every process has a pool of 10 connections. Worker CPU is the user + " +
+    "system time of the worker processes while draining (the database's own CPU is not included).",
+    "",
+    pgTable,
+    "",
+    otherTable
+  ].join("\n")
+  record({
+    benchmark: "bench:queue",
+    flags,
+    versions: ["effect", "@effect/sql", "@effect/sql-pg", "@effect/sql-mysql2", "@effect/sql-sqlite-node", "graphile-worker", "pg-boss", "pg"],
+    servers,
+    body
+  })
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(error)
+  process.exit(1)
+})

@@ -1,0 +1,226 @@
+/**
+ * bench:upload: a 1 GiB file in 16 MiB parts, 4 parts at once.
+ *
+ * Into S3 (Ceph RGW): through the example server's storage API
+ * (`examples/server.ts`, STORAGE_BACKEND=s3), vs the AWS SDK straight to
+ * the same server (@aws-sdk/lib-storage `Upload`, and a hand-written
+ * CreateMultipartUpload/UploadPart loop streaming each part from the file),
+ * vs @tus/server + @tus/s3-store in front of the same server (tus-js-client,
+ * 16 MiB chunks). Onto disk: the example server with
+ * STORAGE_BACKEND=filesystem vs a plain copy of the same file (a stream pipe
+ * with an fsync at the end, which is what the backend guarantees, and
+ * fs.copyFile). Sides interleave run by run; throughput is size over time,
+ * the ratio is the storage API's over the other side's, per run.
+ */
+import { randomBytes } from "node:crypto"
+import { copyFile, mkdir, open, readdir, rm } from "node:fs/promises"
+import { createReadStream, createWriteStream } from "node:fs"
+import { join } from "node:path"
+import { pipeline } from "node:stream/promises"
+import {
+  fmt,
+  fmtRatio,
+  fmtSpread,
+  log,
+  mib,
+  pairedRatio,
+  parseFlags,
+  record,
+  spread,
+  table,
+  withRetries
+} from "./lib/common.js"
+import { createDatabase, pgVersion, waitForServers } from "./lib/db.js"
+import {
+  apiUpload,
+  createBucket,
+  deleteBucket,
+  emptyBucket,
+  handUpload,
+  newBucketName,
+  partSize,
+  s3,
+  s3Client,
+  sdkUpload,
+  sourceFile,
+  proxyUpload,
+  startExampleServer,
+  startProxyServer,
+  startTusServer,
+  timed,
+  tusUpload,
+  workDir
+} from "./upload/common.js"
+
+const flags = parseFlags()
+const size = Number(flags.options.get("size-mib") ?? (flags.quick ? 128 : 1024)) * mib
+const concurrency = Number(flags.options.get("concurrency") ?? 4)
+const only = flags.options.get("sides")?.split(",")
+/** `--profile=DIR`: CPU profiles of the example servers (node --cpu-prof). */
+const profileDir = flags.options.get("profile")
+
+interface Side {
+  readonly id: string
+  readonly label: string
+  readonly group: "s3" | "fs"
+  readonly run: () => Promise<number>
+}
+
+const main = async () => {
+  const file = sourceFile(size)
+  const client = s3Client()
+  const bucket = newBucketName("upload")
+  await createBucket(client, bucket)
+  const db = await createDatabase("pg", "upload")
+  const fsRoot = join(workDir, `objects-${randomBytes(4).toString("hex")}`)
+  const copyDir = join(workDir, `copies-${randomBytes(4).toString("hex")}`)
+  await mkdir(copyDir, { recursive: true })
+  const execArgv = (name: string) => profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`]
+  const s3Server = await startExampleServer({
+    DATABASE_URL: db.url,
+    STORAGE_BACKEND: "s3",
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: bucket,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: "true",
+    S3_CREATE_BUCKET: "true"
+  }, { execArgv: execArgv("api-s3") })
+  const fsDb = await createDatabase("pg", "upload_fs")
+  const fsServer = await startExampleServer({
+    DATABASE_URL: fsDb.url,
+    STORAGE_BACKEND: "filesystem",
+    STORAGE_ROOT: fsRoot
+  }, { execArgv: execArgv("api-fs") })
+  const tusServer = await startTusServer(bucket)
+  const proxyServer = await startProxyServer(bucket)
+  let n = 0
+  const sides: Array<Side> = [
+    {
+      id: "api-s3",
+      label: "effect-storage API (example server, S3 backend)",
+      group: "s3",
+      run: () => timed(() => apiUpload(s3Server.url, file, size, concurrency))
+    },
+    {
+      id: "sdk-upload",
+      label: "AWS SDK `Upload` (@aws-sdk/lib-storage), direct",
+      group: "s3",
+      run: () => timed(() => sdkUpload(client, bucket, `direct/${n++}.bin`, file, concurrency))
+    },
+    {
+      id: "sdk-loop",
+      label: "AWS SDK UploadPart loop (streamed parts), direct",
+      group: "s3",
+      run: () => timed(() => handUpload(client, bucket, `loop/${n++}.bin`, file, concurrency))
+    },
+    {
+      id: "proxy",
+      label: "bare Node pass-through server (http body to UploadPart, no checks, no database)",
+      group: "s3",
+      run: () => timed(() => proxyUpload(proxyServer.url, `proxy/${n++}.bin`, file, size, concurrency))
+    },
+    {
+      id: "tus",
+      label: "@tus/server + @tus/s3-store (tus-js-client, 16 MiB chunks)",
+      group: "s3",
+      run: () => timed(() => tusUpload(tusServer.url, file, size, partSize))
+    },
+    {
+      id: "api-fs",
+      label: "effect-storage API (example server, filesystem backend)",
+      group: "fs",
+      run: () => timed(() => apiUpload(fsServer.url, file, size, concurrency))
+    },
+    {
+      id: "pipe-fsync",
+      label: "stream pipe to a new file + fsync",
+      group: "fs",
+      run: () =>
+        timed(async () => {
+          const target = join(copyDir, `pipe-${n++}.bin`)
+          await pipeline(createReadStream(file), createWriteStream(target))
+          const handle = await open(target, "r+")
+          await handle.datasync()
+          await handle.close()
+        })
+    },
+    {
+      id: "copyfile",
+      label: "fs.copyFile (no fsync)",
+      group: "fs",
+      run: () => timed(() => copyFile(file, join(copyDir, `copy-${n++}.bin`)))
+    }
+  ].filter((side) => only === undefined || only.includes(side.id)) as Array<Side>
+  const times = new Map<string, Array<number>>(sides.map((side) => [side.id, []]))
+  try {
+    for (let run = 0; run < flags.runs; run++) {
+      for (const side of sides) {
+        const ms = await withRetries(side.id, side.run, async () => {
+          await waitForServers()
+          await emptyBucket(client, bucket)
+        })
+        times.get(side.id)!.push(ms)
+        log(`run ${run + 1}/${flags.runs} ${side.id}: ${fmt(ms, 0)} ms, ${fmt(size / mib / (ms / 1000), 1)} MiB/s`)
+        // Nothing left behind between sides: Ceph keeps its data in memory.
+        if (side.group === "s3") await emptyBucket(client, bucket)
+        else {
+          // The stored objects go; the backend's own folders (.tmp, .multipart) stay, the server uses them.
+          for (const entry of await readdir(fsRoot).catch(() => [] as Array<string>)) {
+            if (!entry.startsWith(".")) await rm(join(fsRoot, entry), { recursive: true, force: true })
+          }
+          await rm(copyDir, { recursive: true, force: true })
+          await mkdir(copyDir, { recursive: true })
+        }
+      }
+    }
+  } finally {
+    await s3Server.stop()
+    await fsServer.stop()
+    await tusServer.stop()
+    await proxyServer.stop()
+    await deleteBucket(client, bucket).catch((error) => log("could not delete the bucket", error))
+    client.destroy()
+    await db.drop()
+    await fsDb.drop()
+    await rm(fsRoot, { recursive: true, force: true })
+    await rm(copyDir, { recursive: true, force: true })
+  }
+
+  const throughput = (id: string) => (times.get(id) ?? []).map((ms) => size / mib / (ms / 1000))
+  const rows: Array<Array<string>> = []
+  const reference = (group: Side["group"]) => (group === "s3" ? "api-s3" : "api-fs")
+  for (const side of sides) {
+    const ours = throughput(reference(side.group))
+    const values = throughput(side.id)
+    rows.push([
+      side.group === "s3" ? "S3 (Ceph RGW)" : "local disk",
+      side.label,
+      fmtSpread(spread(values), 1),
+      side.id === reference(side.group) ? "1.00x (baseline)" : fmtRatio(pairedRatio(ours, values))
+    ])
+  }
+  const body = [
+    `${size / mib} MiB from a file on disk, ${partSize / mib} MiB parts, ${concurrency} parts at once ` +
+    `(tus: one ${partSize / mib} MiB PATCH after the other: @tus/s3-store has no concatenation extension, so ` +
+    `tus-js-client's parallelUploads cannot be used); ${flags.runs} runs per side, interleaved; client, servers and ` +
+    "S3 on this machine. The example server runs `examples/server.ts` (`node --import tsx`) over PostgreSQL; " +
+    "the S3 client settings are forcePathStyle, us-east-1, requestChecksumCalculation WHEN_REQUIRED everywhere. " +
+    "The ratio is the storage API's MiB/s over the other side's, per run (above 1 means the API is faster).",
+    "",
+    table(["target", "upload path", "MiB/s", "effect-storage API vs this"], rows)
+  ].join("\n")
+  record({
+    benchmark: "bench:upload",
+    flags,
+    versions: ["effect", "@effect/platform-node", "@aws-sdk/client-s3", "@aws-sdk/lib-storage", "@tus/server", "@tus/s3-store", "tus-js-client"],
+    servers: [await pgVersion(), `Ceph RGW at ${s3.endpoint}`],
+    body
+  })
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(error)
+  process.exit(1)
+})
