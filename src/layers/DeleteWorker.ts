@@ -57,6 +57,13 @@ export type FailureClass = "access_denied" | "bucket_not_found" | "session_not_f
 
 const noFailure: Effect.Effect<Option.Option<FailureClass>> = Effect.succeed(Option.none())
 
+/** The lease a run keeps alive: its token, the rows being worked on, and those lost. */
+interface HeldLease {
+  token: string
+  working: Set<string>
+  lost: Set<string>
+}
+
 /**
  * @since 0.1.0
  * @category services
@@ -71,7 +78,11 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
     const sql = yield* SqlClient.SqlClient
     const transaction = withTransaction(sql)
 
-    /** The backend work of one row; the failure is classified, never raised. */
+    /**
+     * The backend work of one row; the failure is classified, never raised.
+     * Not traced: a span per object would cost more than a memory or disk
+     * delete itself; the batch's lease and settle transactions are traced.
+     */
     const removeObject = (row: PendingDelete): Effect.Effect<Option.Option<FailureClass>> =>
       Effect.matchCauseEffect(
         row.isMultipart && Option.isSome(objects.multipart)
@@ -88,7 +99,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
               Option.some(classify(cause))
             )
         }
-      )
+      ).pipe(Effect.withTracerEnabled(false))
 
     /** Records the outcome of a batch in one transaction. */
     const settle = (
@@ -142,25 +153,36 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
         Effect.catchAllCause((cause) => Effect.logWarning("could not give leased rows back", cause))
       )
 
-    /** Processes one leased batch, renewing its lease until it is settled. */
-    const processBatch = (rows: ReadonlyArray<PendingDelete>) =>
+    /**
+     * Keeps the lease of the batch in progress alive, one fiber for a whole
+     * run: every third of the lease window it renews the rows still being
+     * worked on, and notes the ones it no longer holds.
+     */
+    const keepLeases = Effect.gen(function*() {
+      const held: HeldLease = { token: "", working: new Set(), lost: new Set() }
+      const renew = Effect.gen(function*() {
+        if (held.working.size === 0) return
+        const { token } = held
+        const ids = [...held.working]
+        const still = yield* queue.renew(token, ids, DateTime.addDuration(yield* DateTime.now, config.leaseWindow))
+        if (token !== held.token) return
+        for (const id of ids) if (!still.has(id)) held.lost.add(id)
+      }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("lease renewal failed", cause)))
+      yield* renew.pipe(
+        Effect.delay(Duration.divide(config.leaseWindow, 3).pipe(Option.getOrElse(() => config.leaseWindow))),
+        Effect.forever,
+        Effect.forkScoped,
+        Effect.interruptible
+      )
+      return held
+    })
+
+    /** Processes one leased batch while `held` keeps its lease alive. */
+    const processBatch = (rows: ReadonlyArray<PendingDelete>, held: HeldLease) =>
       Effect.gen(function*() {
-        const token = rows[0]!.leaseToken!
-        const inFlight = new Set(rows.map((row) => row.id))
-        const lost = new Set<string>()
-        const renew = Effect.gen(function*() {
-          if (inFlight.size === 0) return
-          const until = DateTime.addDuration(yield* DateTime.now, config.leaseWindow)
-          const ids = [...inFlight]
-          const held = yield* queue.renew(token, ids, until)
-          for (const id of ids) if (!held.has(id)) lost.add(id)
-        }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("lease renewal failed", cause)))
-        yield* renew.pipe(
-          Effect.delay(Duration.divide(config.leaseWindow, 3).pipe(Option.getOrElse(() => config.leaseWindow))),
-          Effect.forever,
-          Effect.forkScoped,
-          Effect.interruptible
-        )
+        held.token = rows[0]!.leaseToken!
+        held.working = new Set(rows.map((row) => row.id))
+        held.lost = new Set()
 
         // At most `deleteConcurrency` rows at once: that many lanes, each
         // taking the next row when it is free (cheaper than a fiber per row).
@@ -172,7 +194,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
             const index = next++
             const row = rows[index]!
             // A row whose lease was lost belongs to another worker now.
-            return lost.has(row.id) ? Effect.void : Effect.map(removeObject(row), (failure) => {
+            return held.lost.has(row.id) ? Effect.void : Effect.map(removeObject(row), (failure) => {
               outcomes[index] = failure
             })
           },
@@ -186,14 +208,15 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
         const settled: Array<readonly [PendingDelete, Option.Option<FailureClass>]> = []
         rows.forEach((row, index) => {
           const failure = outcomes[index]
-          if (failure !== undefined && !lost.has(row.id)) settled.push([row, failure])
+          if (failure !== undefined && !held.lost.has(row.id)) settled.push([row, failure])
         })
-        const counts = yield* settle(settled, yield* DateTime.now)
-        inFlight.clear()
-        return counts
-      }).pipe(Effect.scoped)
+        // Settling takes milliseconds; no renewal may touch the rows meanwhile.
+        held.working = new Set()
+        return yield* settle(settled, yield* DateTime.now)
+      })
 
     const runOnce: Effect.Effect<DeleteReport, SqlError> = Effect.gen(function*() {
+      const held = yield* keepLeases
       let batches = 0
       let leased = 0
       let deleted = 0
@@ -208,7 +231,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
               Metric.trackDurationWith(StorageMetrics.leaseDuration, Duration.toSeconds)
             )
             if (rows.length === 0) return undefined
-            const counts = yield* restore(processBatch(rows)).pipe(Effect.onInterrupt(() => release(rows)))
+            const counts = yield* restore(processBatch(rows, held)).pipe(Effect.onInterrupt(() => release(rows)))
             return { rows, counts }
           })
         )
@@ -225,6 +248,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
       }
       return { batches, leased, deleted, deferred, deadLettered }
     }).pipe(
+      Effect.scoped,
       Metric.trackDurationWith(StorageMetrics.deleteTickDuration, Duration.toSeconds),
       Effect.withSpan("DeleteWorker.runOnce")
     )

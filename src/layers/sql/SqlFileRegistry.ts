@@ -64,7 +64,11 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
       function*(entries: ReadonlyArray<{ readonly key: string; readonly reason: DeleteReason }>, at: DateTime.Utc) {
         // One statement per reason: a batch usually has one or two.
         const byReason = new Map<DeleteReason, Array<string>>()
-        for (const { key, reason } of entries) byReason.set(reason, [...(byReason.get(reason) ?? []), key])
+        for (const { key, reason } of entries) {
+          const keys = byReason.get(reason)
+          if (keys === undefined) byReason.set(reason, [key])
+          else keys.push(key)
+        }
         for (const [reason, keys] of byReason) {
           for (const chunk of Dialect.chunks(keys, 500)) {
             yield* sql`UPDATE sys_storage_file
