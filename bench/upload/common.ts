@@ -201,7 +201,7 @@ export const compiledExampleServer = async (): Promise<string> => {
 
 /**
  * `examples/server.ts` as its own process, its output in a log file: run
- * as `npm start` runs it (tsx), or from `compiled` (see compiledExampleServer).
+ * through tsx (as `npm run dev` runs it), or from `compiled`, built as `npm start` builds it (see compiledExampleServer).
  */
 export const startExampleServer = async (
   env: NodeJS.ProcessEnv,
