@@ -21,12 +21,19 @@ export { FileRegistry } from "./services/FileRegistry.js"
 export {
   type Body,
   type ByteRange,
+  type CompleteMultipartInput,
+  type GetObjectInput,
+  type InitMultipartInput,
   type Multipart,
+  type MultipartSession,
   type MultipartUploadSummary,
   type ObjectContent,
   ObjectStorage,
   type ObjectSummary,
-  type PartInfo
+  type PartInfo,
+  type PartRef,
+  type PutObjectInput,
+  type PutPartInput
 } from "./services/ObjectStorage.js"
 export { UploadPartStore } from "./services/UploadPartStore.js"
 

@@ -91,6 +91,91 @@ export interface PartInfo {
 }
 
 /**
+ * What `putObject` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PutObjectInput<E = never> {
+  readonly key: string
+  readonly body: Body<E>
+  readonly size?: number | undefined
+  readonly contentType?: string | undefined
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * What `getObject` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetObjectInput {
+  readonly key: string
+  readonly range?: ByteRange | undefined
+}
+
+/**
+ * What `initMultipart` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InitMultipartInput {
+  readonly key: string
+  readonly contentType?: string | undefined
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * What `putPart` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PutPartInput<E = never> {
+  readonly key: string
+  readonly uploadId: string
+  readonly partNumber: number
+  readonly body: Body<E>
+  readonly size?: number | undefined
+}
+
+/**
+ * A part of a completion manifest.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PartRef {
+  readonly partNumber: number
+  readonly etag: string
+}
+
+/**
+ * What `completeMultipart` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CompleteMultipartInput {
+  readonly key: string
+  readonly uploadId: string
+  readonly parts: ReadonlyArray<PartRef>
+}
+
+/**
+ * A multipart session: what `abortMultipart` takes and `initMultipart` answers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MultipartSession {
+  readonly key: string
+  readonly uploadId: string
+}
+
+/**
  * The multipart capability of a backend.
  *
  * Contract, checked by every backend itself (S3 accepts gaps, so the S3
@@ -115,33 +200,19 @@ export interface Multipart {
   readonly maxPartCount: number
 
   /** Opens a session; the returned `uploadId` is opaque. */
-  readonly initMultipart: (input: {
-    readonly key: string
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) => Effect.Effect<{ readonly key: string; readonly uploadId: string }, InvalidObjectKey | StorageBackendError>
+  readonly initMultipart: (input: InitMultipartInput) => Effect.Effect<MultipartSession, InvalidObjectKey | StorageBackendError>
 
   /**
    * Stores one part. When `size` is given, a body of another length fails
    * (`StorageBackendError` with reason `invalid`) and stores nothing.
    */
-  readonly putPart: <E = never>(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly partNumber: number
-    readonly body: Body<E>
-    readonly size?: number | undefined
-  }) => Effect.Effect<PartInfo, UploadSessionNotFound | PartNumberOutOfRange | InvalidObjectKey | StorageBackendError | E>
+  readonly putPart: <E = never>(input: PutPartInput<E>) => Effect.Effect<PartInfo, UploadSessionNotFound | PartNumberOutOfRange | InvalidObjectKey | StorageBackendError | E>
 
   /**
    * Assembles the object from the parts, which must be exactly 1..N.
    * Answers the assembled object's real size.
    */
-  readonly completeMultipart: (input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly parts: ReadonlyArray<{ readonly partNumber: number; readonly etag: string }>
-  }) => Effect.Effect<
+  readonly completeMultipart: (input: CompleteMultipartInput) => Effect.Effect<
     ObjectInfo,
     | UploadSessionNotFound
     | PartETagMismatch
@@ -152,10 +223,7 @@ export interface Multipart {
   >
 
   /** Abandons a session and its parts. An unknown session is success. */
-  readonly abortMultipart: (input: {
-    readonly key: string
-    readonly uploadId: string
-  }) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
+  readonly abortMultipart: (input: MultipartSession) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
 
   /** The open sessions, optionally under a key prefix, page by page. */
   readonly listMultipartUploads: (prefix?: string) => Stream.Stream<MultipartUploadSummary, StorageBackendError>
@@ -176,19 +244,10 @@ export class ObjectStorage extends Context.Tag("effect-storage/ObjectStorage")<O
    * given, a body of another length fails (`StorageBackendError` with reason
    * `invalid`) and stores nothing.
    */
-  readonly putObject: <E = never>(input: {
-    readonly key: string
-    readonly body: Body<E>
-    readonly size?: number | undefined
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) => Effect.Effect<ObjectInfo, InvalidObjectKey | StorageBackendError | E>
+  readonly putObject: <E = never>(input: PutObjectInput<E>) => Effect.Effect<ObjectInfo, InvalidObjectKey | StorageBackendError | E>
 
   /** Reads an object or a byte range of it; `ObjectNotFound` at once when missing. */
-  readonly getObject: (input: {
-    readonly key: string
-    readonly range?: ByteRange | undefined
-  }) => Effect.Effect<ObjectContent, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly getObject: (input: GetObjectInput) => Effect.Effect<ObjectContent, ObjectNotFound | InvalidObjectKey | StorageBackendError>
 
   /** Reads an object's metadata; `ObjectNotFound` when missing. */
   readonly statObject: (key: string) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>

@@ -78,11 +78,16 @@ import {
 import type { ObjectInfo } from "../../schema/Models.js"
 import { ObjectStorage } from "../../services/ObjectStorage.js"
 import type {
-  Body,
-  ByteRange,
+  CompleteMultipartInput,
+  GetObjectInput,
+  InitMultipartInput,
   Multipart,
+  MultipartSession,
   MultipartUploadSummary,
-  ObjectSummary
+  ObjectSummary,
+  PartRef,
+  PutObjectInput,
+  PutPartInput
 } from "../../services/ObjectStorage.js"
 
 /**
@@ -248,7 +253,6 @@ const Manifest = Schema.Struct({
 type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
 
-type PartRef = { readonly partNumber: number; readonly etag: string }
 
 const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
   const withKeyLock = makeStripedLocks(64)
@@ -338,13 +342,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       removeQuietly
     )
 
-  const putObject = <E = never>(input: {
-    readonly key: string
-    readonly body: Body<E>
-    readonly size?: number | undefined
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) =>
+  const putObject = <E = never>(input: PutObjectInput<E>) =>
     Effect.gen(function*() {
       yield* checkKey(input.key)
       yield* checkDeclaredSize("putObject", input.size)
@@ -362,10 +360,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       Effect.withSpan("FileSystemObjectStorage.putObject", { attributes: { key: input.key } })
     )
 
-  const getObject = Effect.fn("FileSystemObjectStorage.getObject")(function*(input: {
-    readonly key: string
-    readonly range?: ByteRange | undefined
-  }) {
+  const getObject = Effect.fn("FileSystemObjectStorage.getObject")(function*(input: GetObjectInput) {
     yield* checkKey(input.key)
     const { handle, info } = yield* openObject("getObject", input.key)
     const { end, start } = resolveRange(info.size, input.range)
@@ -483,11 +478,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       return (await renameIfPresent(paths.session(uploadId), claimed)) ? claimed : undefined
     })
 
-  const initMultipart = Effect.fn("FileSystemObjectStorage.initMultipart")(function*(input: {
-    readonly key: string
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) {
+  const initMultipart = Effect.fn("FileSystemObjectStorage.initMultipart")(function*(input: InitMultipartInput) {
     yield* checkKey(input.key)
     const uploadId = yield* uuidv7
     const manifest: Manifest = {
@@ -506,13 +497,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
     return { key: input.key, uploadId }
   })
 
-  const putPart = <E = never>(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly partNumber: number
-    readonly body: Body<E>
-    readonly size?: number | undefined
-  }) =>
+  const putPart = <E = never>(input: PutPartInput<E>) =>
     Effect.gen(function*() {
       yield* checkKey(input.key)
       yield* checkPartNumber(input.partNumber, 0)
@@ -596,11 +581,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       closeQuietly
     )
 
-  const completeMultipart = Effect.fn("FileSystemObjectStorage.completeMultipart")(function*(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly parts: ReadonlyArray<PartRef>
-  }) {
+  const completeMultipart = Effect.fn("FileSystemObjectStorage.completeMultipart")(function*(input: CompleteMultipartInput) {
     yield* checkKey(input.key)
     const manifest = yield* openSession(input.uploadId, input.key)
     yield* checkPartSequence(input.parts)
@@ -630,10 +611,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
     )
   })
 
-  const abortMultipart = Effect.fn("FileSystemObjectStorage.abortMultipart")(function*(input: {
-    readonly key: string
-    readonly uploadId: string
-  }) {
+  const abortMultipart = Effect.fn("FileSystemObjectStorage.abortMultipart")(function*(input: MultipartSession) {
     yield* checkKey(input.key)
     const manifest = yield* readManifest(input.uploadId)
     // Unknown, closed or someone else's session: nothing to abort.

@@ -38,7 +38,17 @@ import {
 } from "../../schema/Errors.js"
 import type { ObjectInfo } from "../../schema/Models.js"
 import { ObjectStorage } from "../../services/ObjectStorage.js"
-import type { Body, Multipart, MultipartUploadSummary, ObjectSummary } from "../../services/ObjectStorage.js"
+import type {
+  Body,
+  CompleteMultipartInput,
+  InitMultipartInput,
+  Multipart,
+  MultipartSession,
+  MultipartUploadSummary,
+  ObjectSummary,
+  PutObjectInput,
+  PutPartInput
+} from "../../services/ObjectStorage.js"
 
 /**
  * @since 0.1.0
@@ -133,13 +143,7 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
       return info
     })
 
-  const putObject = <E = never>(input: {
-    readonly key: string
-    readonly body: Body<E>
-    readonly size?: number | undefined
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) =>
+  const putObject = <E = never>(input: PutObjectInput<E>) =>
     Effect.gen(function*() {
       yield* checkKeyNotEmpty(input.key)
       const bytes = yield* collectBody(input.body, input.size, "putObject")
@@ -210,11 +214,7 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
         : Effect.succeed(session)
     })
 
-  const initMultipart = Effect.fn("MemoryObjectStorage.initMultipart")(function*(input: {
-    readonly key: string
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) {
+  const initMultipart = Effect.fn("MemoryObjectStorage.initMultipart")(function*(input: InitMultipartInput) {
     yield* checkKeyNotEmpty(input.key)
     const uploadId = yield* uuidv7
     const initiated = yield* DateTime.now
@@ -228,13 +228,7 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
     return { key: input.key, uploadId }
   })
 
-  const putPart = <E = never>(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly partNumber: number
-    readonly body: Body<E>
-    readonly size?: number | undefined
-  }) =>
+  const putPart = <E = never>(input: PutPartInput<E>) =>
     Effect.gen(function*() {
       yield* checkKeyNotEmpty(input.key)
       yield* checkPartNumber(input.partNumber, 0)
@@ -251,11 +245,7 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
       })
     )
 
-  const completeMultipart = Effect.fn("MemoryObjectStorage.completeMultipart")(function*(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly parts: ReadonlyArray<{ readonly partNumber: number; readonly etag: string }>
-  }) {
+  const completeMultipart = Effect.fn("MemoryObjectStorage.completeMultipart")(function*(input: CompleteMultipartInput) {
     yield* checkKeyNotEmpty(input.key)
     const session = yield* openSession(input.uploadId, input.key)
     yield* checkPartSequence(input.parts)
@@ -271,10 +261,7 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
     )
   })
 
-  const abortMultipart = Effect.fn("MemoryObjectStorage.abortMultipart")(function*(input: {
-    readonly key: string
-    readonly uploadId: string
-  }) {
+  const abortMultipart = Effect.fn("MemoryObjectStorage.abortMultipart")(function*(input: MultipartSession) {
     yield* checkKeyNotEmpty(input.key)
     if (sessions.get(input.uploadId)?.key === input.key) sessions.delete(input.uploadId)
   })

@@ -77,11 +77,17 @@ import type { ObjectInfo } from "../../schema/Models.js"
 import { ObjectStorage } from "../../services/ObjectStorage.js"
 import type {
   Body,
-  ByteRange,
+  CompleteMultipartInput,
+  GetObjectInput,
+  InitMultipartInput,
   Multipart,
+  MultipartSession,
   MultipartUploadSummary,
   ObjectSummary,
-  PartInfo
+  PartInfo,
+  PartRef,
+  PutObjectInput,
+  PutPartInput
 } from "../../services/ObjectStorage.js"
 
 /**
@@ -322,7 +328,6 @@ interface BackendConfig {
   readonly spoolDirectory: string
 }
 
-type PartRef = { readonly partNumber: number; readonly etag: string }
 
 const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig) => {
   /**
@@ -445,13 +450,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
       : withStreamedBody(withDeclaredSize(body, size, operation), size, use)
   }
 
-  const putObject = <E = never>(input: {
-    readonly key: string
-    readonly body: Body<E>
-    readonly size?: number | undefined
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) =>
+  const putObject = <E = never>(input: PutObjectInput<E>) =>
     Effect.gen(function*() {
       yield* checkKey(input.key)
       yield* checkDeclaredSize("putObject", input.size)
@@ -490,10 +489,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
   const emptyRead = (key: string) =>
     Effect.map(headObject("getObject", key), (info) => ({ info, body: Stream.empty }))
 
-  const getObject = Effect.fn("S3ObjectStorage.getObject")(function*(input: {
-    readonly key: string
-    readonly range?: ByteRange | undefined
-  }) {
+  const getObject = Effect.fn("S3ObjectStorage.getObject")(function*(input: GetObjectInput) {
     yield* checkKey(input.key)
     const range = input.range === undefined ? undefined : `bytes=${input.range.start}-${input.range.end ?? ""}`
     return yield* call(
@@ -680,11 +676,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
   const noSuchSession = (uploadId: string) => (failure: S3Failure) =>
     failure.code === "NoSuchUpload" || failure.code === "NoSuchKey" ? sessionNotFound(uploadId) : undefined
 
-  const initMultipart = Effect.fn("S3ObjectStorage.initMultipart")(function*(input: {
-    readonly key: string
-    readonly contentType?: string | undefined
-    readonly metadata?: Readonly<Record<string, string>> | undefined
-  }) {
+  const initMultipart = Effect.fn("S3ObjectStorage.initMultipart")(function*(input: InitMultipartInput) {
     yield* checkKey(input.key)
     const out = yield* call("initMultipart", (abortSignal) =>
       client.send(
@@ -706,13 +698,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     return { key: input.key, uploadId: out.UploadId }
   })
 
-  const putPart = <E = never>(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly partNumber: number
-    readonly body: Body<E>
-    readonly size?: number | undefined
-  }) =>
+  const putPart = <E = never>(input: PutPartInput<E>) =>
     Effect.gen(function*() {
       yield* checkKey(input.key)
       yield* checkPartNumber(input.partNumber, maxPartCount)
@@ -791,11 +777,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
       }
     })
 
-  const completeMultipart = Effect.fn("S3ObjectStorage.completeMultipart")(function*(input: {
-    readonly key: string
-    readonly uploadId: string
-    readonly parts: ReadonlyArray<PartRef>
-  }) {
+  const completeMultipart = Effect.fn("S3ObjectStorage.completeMultipart")(function*(input: CompleteMultipartInput) {
     yield* checkKey(input.key)
     yield* requireOpenSession(input.key, input.uploadId)
     yield* checkPartSequence(input.parts)
@@ -842,10 +824,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     }
   }
 
-  const abortMultipart = Effect.fn("S3ObjectStorage.abortMultipart")(function*(input: {
-    readonly key: string
-    readonly uploadId: string
-  }) {
+  const abortMultipart = Effect.fn("S3ObjectStorage.abortMultipart")(function*(input: MultipartSession) {
     yield* checkKey(input.key)
     yield* call("abortMultipart", (abortSignal) =>
       client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
