@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import { extname } from "node:path"
-import { InvalidObjectKey, PartNumberOutOfRange, StorageBackendError } from "../schema/Errors.js"
+import { InvalidObjectKey, PartETagMismatch, PartNumberOutOfRange, PartTooSmall, StorageBackendError } from "../schema/Errors.js"
 import type { Body, ByteRange } from "../services/ObjectStorage.js"
 
 /** The content type of an object stored without one. @internal */
@@ -114,6 +114,33 @@ export const checkPartSequence = (
       }`
     })
   )
+}
+
+/**
+ * The completion checks of one stored part, the same on every backend: it
+ * exists, a non-final part is at least the part size, and its ETag is the
+ * one in the manifest.
+ *
+ * @internal
+ */
+export const checkStoredPart = (
+  wanted: { readonly partNumber: number; readonly etag: string; readonly isLast: boolean },
+  stored: { readonly size: number; readonly etag: string } | undefined,
+  partSize: number
+): Effect.Effect<void, PartETagMismatch | PartTooSmall> => {
+  const { partNumber } = wanted
+  if (stored === undefined) {
+    return Effect.fail(new PartETagMismatch({ message: `part ${partNumber} was never uploaded` }))
+  }
+  if (!wanted.isLast && stored.size < partSize) {
+    return Effect.fail(
+      new PartTooSmall({ message: `part ${partNumber} is ${stored.size} bytes, below the part size ${partSize}` })
+    )
+  }
+  if (unquoteETag(wanted.etag) !== stored.etag) {
+    return Effect.fail(new PartETagMismatch({ message: `part ${partNumber} has another ETag` }))
+  }
+  return Effect.void
 }
 
 /** Checks one part number against 1..maxPartCount (0 means no upper bound). @internal */

@@ -45,6 +45,7 @@ import {
   checkDeclaredSize,
   checkPartNumber,
   checkPartSequence,
+  checkStoredPart,
   compareKeys,
   defaultContentType,
   guessContentType,
@@ -71,7 +72,6 @@ import {
   isStorageBackendError,
   ObjectNotFound,
   PartETagMismatch,
-  PartTooSmall,
   StorageBackendError,
   UploadSessionNotFound
 } from "../../schema/Errors.js"
@@ -542,17 +542,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
           const storedETag = await ifExists(fsp.readFile(join(folder, `${partNumber}.etag`), "utf8"))
           return stat === undefined || storedETag === undefined ? undefined : { size: stat.size, etag: storedETag }
         })
-        if (stored === undefined) {
-          return yield* new PartETagMismatch({ message: `part ${partNumber} was never uploaded` })
-        }
-        if (index < parts.length - 1 && stored.size < partSize) {
-          return yield* new PartTooSmall({
-            message: `part ${partNumber} is ${stored.size} bytes, below the part size ${partSize}`
-          })
-        }
-        if (unquoteETag(etag) !== stored.etag) {
-          return yield* new PartETagMismatch({ message: `part ${partNumber} has another ETag` })
-        }
+        yield* checkStoredPart({ partNumber, etag, isLast: index === parts.length - 1 }, stored, partSize)
         return join(folder, `${partNumber}.part`)
       }))
 

@@ -20,22 +20,17 @@ import {
   checkKeyNotEmpty,
   checkPartNumber,
   checkPartSequence,
+  checkStoredPart,
   compareKeys,
   concatChunks,
   defaultContentType,
   md5Hex,
   multipartETag,
   resolveRange,
-  unquoteETag,
   withDeclaredSize
 } from "../../internal/objectStorage.js"
 import { uuidv7 } from "../../internal/uuidv7.js"
-import {
-  ObjectNotFound,
-  PartETagMismatch,
-  PartTooSmall,
-  UploadSessionNotFound
-} from "../../schema/Errors.js"
+import { ObjectNotFound, UploadSessionNotFound } from "../../schema/Errors.js"
 import type { ObjectInfo } from "../../schema/Models.js"
 import { ObjectStorage } from "../../services/ObjectStorage.js"
 import type {
@@ -322,18 +317,12 @@ const checkStoredParts = (
     const stored: Array<StoredPart> = []
     for (const [index, { etag, partNumber }] of parts.entries()) {
       const part = session.parts.get(partNumber)
-      if (part === undefined) {
-        return yield* new PartETagMismatch({ message: `part ${partNumber} was never uploaded` })
-      }
-      if (index < parts.length - 1 && part.bytes.byteLength < partSize) {
-        return yield* new PartTooSmall({
-          message: `part ${partNumber} is ${part.bytes.byteLength} bytes, below the part size ${partSize}`
-        })
-      }
-      if (unquoteETag(etag) !== part.etag) {
-        return yield* new PartETagMismatch({ message: `part ${partNumber} has another ETag` })
-      }
-      stored.push(part)
+      yield* checkStoredPart(
+        { partNumber, etag, isLast: index === parts.length - 1 },
+        part === undefined ? undefined : { size: part.bytes.byteLength, etag: part.etag },
+        partSize
+      )
+      stored.push(part!)
     }
     return stored
   })

@@ -58,6 +58,7 @@ import {
   checkDeclaredSize,
   checkPartNumber,
   checkPartSequence,
+  checkStoredPart,
   defaultContentType,
   sizeMismatch,
   unquoteETag,
@@ -762,18 +763,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     Effect.gen(function*() {
       const stored = yield* listParts(key, uploadId)
       for (const [index, { etag, partNumber }] of parts.entries()) {
-        const part = stored.get(partNumber)
-        if (part === undefined) {
-          return yield* new PartETagMismatch({ message: `part ${partNumber} was never uploaded` })
-        }
-        if (index < parts.length - 1 && part.size < partSize) {
-          return yield* new PartTooSmall({
-            message: `part ${partNumber} is ${part.size} bytes, below the part size ${partSize}`
-          })
-        }
-        if (unquoteETag(etag) !== part.etag) {
-          return yield* new PartETagMismatch({ message: `part ${partNumber} has another ETag` })
-        }
+        yield* checkStoredPart({ partNumber, etag, isLast: index === parts.length - 1 }, stored.get(partNumber), partSize)
       }
     })
 
