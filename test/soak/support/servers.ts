@@ -8,7 +8,8 @@ import { execFile } from "node:child_process"
 import { existsSync, readdirSync } from "node:fs"
 import { Socket } from "node:net"
 import { promisify } from "node:util"
-import { describe, inject, it } from "vitest"
+import { inject } from "vitest"
+import { missingServer } from "../../support/databases.js"
 import { sleep } from "./soakServer.js"
 
 const run = promisify(execFile)
@@ -16,18 +17,7 @@ const run = promisify(execFile)
 export const servers = () => inject("servers")
 
 /** A failing (CI) or visibly skipped (elsewhere) test naming what is missing. */
-export const missing = (title: string, what: string) => {
-  describe(title, () => {
-    if (servers().ci) {
-      it(`needs ${what}`, () => {
-        throw new Error(`${what} is not available, and CI=true forbids skipping`)
-      })
-    } else {
-      console.warn(`[soak] ${title}: ${what} not available, suite skipped`)
-      it.skip(`needs ${what} (not available)`, () => {})
-    }
-  })
-}
+export const missing = missingServer
 
 export const portAnswers = (port: number, host = "127.0.0.1") =>
   new Promise<boolean>((resolve) => {
