@@ -15,6 +15,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
+import { isSqlError } from "../internal/transaction.js"
 import { Uploads } from "../layers/Uploads.js"
 import {
   type ClaimAlreadyExists,
@@ -127,7 +128,7 @@ export const unavailableOnOutage = <A, E extends { readonly _tag: string }, R>(
     }
   }).pipe(
     Effect.catchSomeDefect((defect) =>
-      isTagged(defect, "SqlError") ? Option.some(unavailable(defect)) : Option.none()
+      isSqlError(defect) ? Option.some(unavailable(defect)) : Option.none()
     )
   )
 
@@ -140,9 +141,6 @@ const unavailable = (cause: unknown) =>
     Effect.logError("storage request failed on an unavailable dependency", cause),
     Effect.fail(new ServiceUnavailable())
   )
-
-const isTagged = (value: unknown, tag: string): boolean =>
-  typeof value === "object" && value !== null && (value as { readonly _tag?: unknown })._tag === tag
 
 /**
  * The request body as a stream. On Node it is read without destroying the

@@ -19,13 +19,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import { runForever } from "../internal/runForever.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import { type DeleteReason, PendingDelete, type UploadClaim } from "../schema/Models.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
-import { runForever } from "./DeleteWorker.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { withTransaction } from "../internal/transaction.js"
@@ -185,7 +185,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
 }) {
   /**
    * Runs the sweeper forever as a scoped fiber: a run at start, then one
-   * every `sweepInterval`, surviving failed runs (see `DeleteWorker.layerScheduled`).
+   * every `sweepInterval`, surviving failed runs: each is retried with backoff up to the interval.
    *
    * @since 0.1.0
    * @category layers

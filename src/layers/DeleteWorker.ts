@@ -21,7 +21,6 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
 import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
 import type { PendingDelete } from "../schema/Models.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
@@ -31,6 +30,7 @@ import { StorageEvents } from "../services/StorageEvents.js"
 import { StorageConfig, type StorageSettings } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { withTransaction } from "../internal/transaction.js"
+import { runForever } from "../internal/runForever.js"
 
 /**
  * What one run did.
@@ -318,28 +318,3 @@ export const classify = (cause: Cause.Cause<unknown>): FailureClass => {
       return "transient"
   }
 }
-
-/**
- * Runs `tick` at start and then every `interval` as a scoped fiber; a
- * failed tick is logged and retried with backoff (1 second, doubling, up to
- * the interval) before the schedule goes on.
- *
- * @since 0.1.0
- * @category layers
- */
-export const runForever = <A, E, R>(name: string, tick: Effect.Effect<A, E, R>, interval: Duration.Duration) =>
-  tick.pipe(
-    Effect.tapErrorCause((cause) => Effect.logWarning(`${name} run failed; retrying`, cause)),
-    Effect.sandbox,
-    Effect.retry(
-      Schedule.exponential("1 second").pipe(
-        Schedule.map((d) => Duration.min(d, interval)),
-        Schedule.modifyDelay((d) => Duration.min(d, interval))
-      )
-    ),
-    Effect.catchAllCause((cause) => Effect.logError(`${name} run failed`, cause)),
-    Effect.repeat(Schedule.spaced(interval)),
-    Effect.annotateLogs({ package: "effect-storage", module: name }),
-    Effect.forkScoped,
-    Effect.interruptible
-  )

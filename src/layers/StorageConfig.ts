@@ -195,9 +195,9 @@ export const parseByteSize = (text: string): Option.Option<number> => {
 
 // ---- internal ----
 
-type Optional<A> = Option.Option<A>
-
-const optional = <A>(config: Config.Config<A>): Config.Config<Optional<A>> => Config.option(config)
+// A missing variable is an absent override; a malformed one still fails.
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
 
 const envSettings = Config.all({
   maxUploadSize: optional(byteSize("STORAGE_MAX_UPLOAD_SIZE")),
@@ -218,16 +218,8 @@ const envSettings = Config.all({
 // Config prefixes the variable name to the path itself.
 const invalid = (message: string) => ConfigError.InvalidData([], message)
 
-type Resolvable = {
-  readonly [K in keyof StorageOverrides]: StorageOverrides[K] | Option.Option<NonNullable<StorageOverrides[K]>>
-}
-
-const resolve = (given: Resolvable): StorageSettings => {
-  const pick = <K extends keyof StorageOverrides>(key: K): NonNullable<StorageOverrides[K]> | undefined => {
-    const value = given[key]
-    if (value === undefined) return undefined
-    return (Option.isOption(value) ? Option.getOrUndefined(value) : value) as NonNullable<StorageOverrides[K]>
-  }
+const resolve = (given: StorageOverrides): StorageSettings => {
+  const pick = <K extends keyof StorageOverrides>(key: K): StorageOverrides[K] => given[key]
   const count = (key: "maxUploadSize" | "maxPendingClaims" | "sweepBatchSize" | "deleteBatchSize" | "deleteConcurrency" | "deleteMaxAttempts") => {
     const value = pick(key)
     return value !== undefined && value > 0 ? Math.floor(value) : defaults[key]

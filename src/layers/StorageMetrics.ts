@@ -6,13 +6,13 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import * as DateTime from "effect/DateTime"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
+import { runForever } from "../internal/runForever.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
 
@@ -168,8 +168,8 @@ export const sample: Effect.Effect<void, SqlError, DeleteQueue | ClaimStore> = E
 }).pipe(Effect.withSpan("StorageMetrics.sample"))
 
 /**
- * Samples the state gauges every `interval` (15 seconds) as a scoped fiber;
- * a failed sample is logged and the next one tried.
+ * Samples the state gauges at start and every `interval` (15 seconds) as
+ * a scoped fiber; a failed sample is logged and retried.
  *
  * @since 0.1.0
  * @category state
@@ -177,12 +177,4 @@ export const sample: Effect.Effect<void, SqlError, DeleteQueue | ClaimStore> = E
 export const layerSampler = (
   interval: Duration.DurationInput = "15 seconds"
 ): Layer.Layer<never, never, DeleteQueue | ClaimStore> =>
-  Layer.scopedDiscard(
-    sample.pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("metrics sample failed", cause)),
-      Effect.repeat(Schedule.spaced(interval)),
-      Effect.annotateLogs({ package: "effect-storage", module: "StorageMetrics" }),
-      Effect.forkScoped,
-      Effect.interruptible
-    )
-  )
+  Layer.scopedDiscard(runForever("StorageMetrics", sample, Duration.decode(interval)))

@@ -79,7 +79,6 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
   const register = registerUploaded(sql, dialect)
   const claimed = markClaimed(sql, dialect)
 
-  const affected = (statement: Parameters<typeof dialect.affectedRows>[0]) => dialect.affectedRows(statement)
 
   const deleteByIds = (ids: Iterable<string>) =>
     Effect.forEach(
@@ -110,14 +109,14 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     ),
 
     updateUploadId: Effect.fn("ClaimStore.updateUploadId")(function*(id: string, uploadId: string) {
-      const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET upload_id = ${uploadId}
+      const n = yield* dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET upload_id = ${uploadId}
         WHERE id = ${id} AND status = 'pending'`)
       if (n === 0) return yield* new ClaimNotFound()
     }),
 
     markUploaded: Effect.fn("ClaimStore.markUploaded")((id: string) =>
       transaction(Effect.gen(function*() {
-        const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
+        const n = yield* dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
           WHERE id = ${id} AND status = 'pending'`)
         if (n === 0) return yield* new ClaimNotFound()
         yield* register(id, yield* DateTime.now)
@@ -142,7 +141,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     consume: Effect.fn("ClaimStore.consume")((key: string) =>
       transaction(Effect.gen(function*() {
-        const n = yield* affected(sql`DELETE FROM sys_storage_upload_claim
+        const n = yield* dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim
           WHERE object_key = ${key} AND status = 'uploaded'`)
         if (n === 0) return yield* new ClaimNotFound()
         yield* claimed([key], yield* DateTime.now)
@@ -158,7 +157,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       yield* transaction(Effect.gen(function*() {
         let matched = 0
         for (const chunk of Dialect.chunks(unique, 500)) {
-          matched += yield* affected(sql`DELETE FROM sys_storage_upload_claim
+          matched += yield* dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim
             WHERE ${sql.in("object_key", chunk)} AND status = 'uploaded' AND created_by = ${principal.id}`)
         }
         if (matched !== unique.length) {
@@ -189,7 +188,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     deleteIfPending: Effect.fn("ClaimStore.deleteIfPending")((id: string) =>
       Effect.map(
-        affected(sql`DELETE FROM sys_storage_upload_claim WHERE id = ${id} AND status = 'pending'`),
+        dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim WHERE id = ${id} AND status = 'pending'`),
         (n) => n > 0
       )
     ),
@@ -197,7 +196,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     deleteIfPendingExpired: Effect.fn("ClaimStore.deleteIfPendingExpired")(
       (snapshot: UploadClaim, cutoff: DateTime.Utc) =>
         Effect.map(
-          affected(sql`DELETE FROM sys_storage_upload_claim
+          dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim
             WHERE id = ${snapshot.id} AND object_key = ${snapshot.key} AND upload_id = ${snapshot.uploadId}
             AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`),
           (n) => n > 0
@@ -207,7 +206,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     markUploadedIfPendingExpired: Effect.fn("ClaimStore.markUploadedIfPendingExpired")(
       (snapshot: UploadClaim, cutoff: DateTime.Utc) =>
         transaction(Effect.gen(function*() {
-          const n = yield* affected(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
+          const n = yield* dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
             WHERE id = ${snapshot.id} AND object_key = ${snapshot.key} AND upload_id = ${snapshot.uploadId}
             AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`)
           if (n > 0) yield* register(snapshot.id, yield* DateTime.now)
@@ -218,7 +217,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     deleteIfUploadedBefore: Effect.fn("ClaimStore.deleteIfUploadedBefore")(
       (snapshot: UploadClaim, cutoff: DateTime.Utc) =>
         Effect.map(
-          affected(sql`DELETE FROM sys_storage_upload_claim
+          dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim
             WHERE id = ${snapshot.id} AND object_key = ${snapshot.key}
             AND status = 'uploaded' AND expires_at < ${dialect.time(cutoff)}`),
           (n) => n > 0
