@@ -11,8 +11,6 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { spawn } from "node:child_process"
-import { resolve } from "node:path"
-import { pathToFileURL } from "node:url"
 import { describe } from "vitest"
 import * as Cli from "../../src/cli/Cli.js"
 import { CliIO } from "../../src/cli/Render.js"
@@ -23,6 +21,7 @@ import { StorageConfig, type StorageOverrides } from "../../src/layers/StorageCo
 import type { FileStatus } from "../../src/schema/Models.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
 import { acquireFreshDatabase, type Dialect as TestDialect, missingServer, serverUrl } from "../support/databases.js"
+import { tsxArgs } from "../support/processes.js"
 
 /** The dialects the CLI suites run on. */
 export const cliDialects: ReadonlyArray<TestDialect> = ["sqlite", "pg"]
@@ -88,11 +87,7 @@ export const runJson = <A = any>(args: ReadonlyArray<string>, layers: Cli.CliLay
 export const spawnCli = (
   args: ReadonlyArray<string>,
   env: Record<string, string>,
-  entry: ReadonlyArray<string> = [
-    "--import",
-    pathToFileURL(resolve("node_modules/tsx/dist/loader.mjs")).href,
-    resolve("src/cli/main.ts")
-  ],
+  entry: ReadonlyArray<string> = tsxArgs("src/cli/main.ts"),
   command: string = process.execPath
 ): Promise<CliResult> =>
   new Promise((done, fail) => {

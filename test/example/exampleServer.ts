@@ -6,8 +6,8 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
-import { pathToFileURL } from "node:url"
+import { join } from "node:path"
+import { tsxArgs } from "../support/processes.js"
 
 export interface ExampleServer {
   readonly url: string
@@ -34,7 +34,7 @@ export const startExampleServer = async (env: Record<string, string> = {}): Prom
   // One process (no tsx wrapper), so a kill reaches the server itself.
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", pathToFileURL(resolve("node_modules/tsx/dist/loader.mjs")).href, resolve("examples/server.ts")],
+    tsxArgs("examples/server.ts"),
     {
       cwd: dir,
       env: {

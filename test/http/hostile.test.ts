@@ -22,6 +22,7 @@ import { describeEachDialect } from "../support/databases.js"
 import { eventually } from "../support/eventually.js"
 import { abort, bytes, complete, init, listParts, putPart, sha256, uploadWhole } from "./client.js"
 import { call, raw, serverLayer, tokens } from "./harness.js"
+import { sendEndlessBody } from "../support/endlessBody.js"
 
 const partSize = 64 * 1024
 const base = mkdtempSync(join(tmpdir(), "effect-storage-hostile-"))
@@ -58,38 +59,16 @@ const rawRequest = (
  */
 const endlessPart = (claimId: string, partNumber: number, user: keyof typeof tokens = "alice") =>
   Effect.flatMap(port, (p) =>
-    Effect.async<{ head: string; body: string; sent: number }>((resume) => {
-      const socket = net.connect(p, "127.0.0.1")
-      let sent = 0
-      let answer = ""
-      let done = false
-      const chunk = Buffer.alloc(16 * 1024, 7)
-      const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from("\r\n")])
-      socket.write(
-        `PUT /storage/uploads/${claimId}/parts/${partNumber} HTTP/1.1\r\nHost: x\r\n` +
-          `Authorization: Bearer ${tokens[user]}\r\nTransfer-Encoding: chunked\r\n\r\n`
-      )
-      const pump = () => {
-        while (!done && sent < 256 * 1024 * 1024) {
-          sent += chunk.length
-          if (!socket.write(frame)) return void socket.once("drain", pump)
-        }
-      }
-      const finish = () => {
-        if (done) return
-        done = true
-        socket.destroy()
-        const [head = "", body = ""] = answer.split("\r\n\r\n")
-        resume(Effect.succeed({ head, body, sent }))
-      }
-      socket.on("data", (d) => {
-        answer += d
-        // The whole (small) JSON answer: headers and a body that closes.
-        if (/\r\n\r\n[\s\S]*\}$/.test(answer)) finish()
+    Effect.promise(async () => {
+      const { answer, sent } = await sendEndlessBody({
+        port: p,
+        path: `/storage/uploads/${claimId}/parts/${partNumber}`,
+        token: tokens[user],
+        chunkSize: 16 * 1024,
+        limit: 256 * 1024 * 1024
       })
-      socket.on("error", finish)
-      socket.on("close", finish)
-      pump()
+      const [head = "", body = ""] = answer.split("\r\n\r\n")
+      return { head, body, sent }
     }))
 
 /** Sends `sent` bytes of a body declared `declared` long, then destroys the connection. */

@@ -23,6 +23,7 @@ import { Rng, seedFor } from "./support/rng.js"
 import { missing, servers } from "./support/servers.js"
 import { sleep, SoakServer } from "./support/soakServer.js"
 import { type FreshDatabase, filesystemBackend, freshDatabase, Inspector } from "./support/state.js"
+import { sendEndlessBody } from "../support/endlessBody.js"
 
 const partSize = 4096
 const maxUploadSize = 40_000
@@ -645,36 +646,12 @@ if (pgAdmin === undefined) {
       expect(ticket.status).toBe(201)
       const port = Number(new URL(server.url).port)
       const endless = () =>
-        new Promise<{ sent: number; answer: string }>((resolve) => {
-          const socket = net.connect(port, "127.0.0.1")
-          let sent = 0
-          let answer = ""
-          let done = false
-          const chunk = Buffer.alloc(64 * 1024, 9)
-          const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from("\r\n")])
-          socket.write(
-            `PUT /storage/uploads/${ticket.json.claimId}/parts/1 HTTP/1.1\r\nHost: x\r\n` +
-              `Authorization: Bearer ${tokens.alice}\r\nTransfer-Encoding: chunked\r\n\r\n`
-          )
-          const pump = () => {
-            while (!done && sent < 512 * 1024 * 1024) {
-              sent += chunk.length
-              if (!socket.write(frame)) return void socket.once("drain", pump)
-            }
-          }
-          const finish = () => {
-            if (done) return
-            done = true
-            socket.destroy()
-            resolve({ sent, answer })
-          }
-          socket.on("data", (d) => {
-            answer += d
-            if (/\r\n\r\n[\s\S]*\}$/.test(answer)) finish()
-          })
-          socket.on("error", finish)
-          socket.on("close", finish)
-          pump()
+        sendEndlessBody({
+          port,
+          path: `/storage/uploads/${ticket.json.claimId}/parts/1`,
+          token: tokens.alice,
+          chunkSize: 64 * 1024,
+          limit: 512 * 1024 * 1024
         })
       // Warm up, then measure.
       for (let i = 0; i < 4; i++) await endless()

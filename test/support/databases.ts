@@ -40,48 +40,62 @@ const withDatabaseName = (url: string, name: string) => {
 }
 
 /**
- * Creates an empty database and answers its URL; the release drops it.
+ * Creates an empty database on a server (`admin` is a URL of the server) and
+ * answers its URL, with `drop` to remove it. SQLite: a file in a temp folder.
+ */
+export const createDatabase = async (
+  dialect: Dialect,
+  admin: string,
+  prefix = "es_test"
+): Promise<{ readonly url: string; readonly drop: () => Promise<void> }> => {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`
+  switch (dialect) {
+    case "sqlite": {
+      const dir = mkdtempSync(join(tmpdir(), "effect-storage-"))
+      return { url: `sqlite:${join(dir, "test.db")}`, drop: async () => rmSync(dir, { recursive: true, force: true }) }
+    }
+    case "pg": {
+      const client = new pg.Client({ connectionString: admin })
+      await client.connect()
+      await client.query(`CREATE DATABASE ${name}`)
+      await client.end()
+      return {
+        url: withDatabaseName(admin, name),
+        drop: async () => {
+          // The server may be restarting (the soak restarts it): do not wait forever.
+          const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 5000 })
+          await c.connect()
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+          await c.end()
+        }
+      }
+    }
+    case "mysql": {
+      const conn = await mysql.createConnection({ uri: admin })
+      await conn.query(`CREATE DATABASE ${name}`)
+      await conn.end()
+      return {
+        url: withDatabaseName(admin, name),
+        drop: async () => {
+          const c = await mysql.createConnection({ uri: admin, connectTimeout: 5000 })
+          await c.query(`DROP DATABASE IF EXISTS ${name}`)
+          await c.end()
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Creates an empty database on this run's server and answers its URL; the
+ * release drops it.
  */
 export const acquireFreshDatabase = (dialect: Dialect) =>
   Effect.acquireRelease(
-    Effect.promise(async () => {
+    Effect.promise(() => {
       const admin = serverUrl(dialect)
       if (admin === undefined) throw new Error(`no ${dialect} server`)
-      const name = `es_test_${randomBytes(6).toString("hex")}`
-      switch (dialect) {
-        case "sqlite": {
-          const dir = mkdtempSync(join(tmpdir(), "effect-storage-"))
-          return { url: `sqlite:${join(dir, "test.db")}`, drop: async () => rmSync(dir, { recursive: true, force: true }) }
-        }
-        case "pg": {
-          const client = new pg.Client({ connectionString: admin })
-          await client.connect()
-          await client.query(`CREATE DATABASE ${name}`)
-          await client.end()
-          return {
-            url: withDatabaseName(admin, name),
-            drop: async () => {
-              const c = new pg.Client({ connectionString: admin })
-              await c.connect()
-              await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-              await c.end()
-            }
-          }
-        }
-        case "mysql": {
-          const conn = await mysql.createConnection({ uri: admin })
-          await conn.query(`CREATE DATABASE ${name}`)
-          await conn.end()
-          return {
-            url: withDatabaseName(admin, name),
-            drop: async () => {
-              const c = await mysql.createConnection({ uri: admin })
-              await c.query(`DROP DATABASE IF EXISTS ${name}`)
-              await c.end()
-            }
-          }
-        }
-      }
+      return createDatabase(dialect, admin)
     }),
     ({ drop }) => Effect.promise(drop)
   )

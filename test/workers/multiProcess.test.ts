@@ -10,14 +10,14 @@ import * as Layer from "effect/Layer"
 import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
-import { pathToFileURL } from "node:url"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import * as Database from "../../src/layers/sql/Database.js"
 import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { PendingDelete } from "../../src/schema/Models.js"
 import { DeleteQueue } from "../../src/services/DeleteQueue.js"
 import { acquireFreshDatabase, type Dialect, missingServer, serverUrl } from "../support/databases.js"
+import { tsxArgs } from "../support/processes.js"
 
 const rows = 20_000
 const processes = 4
@@ -26,7 +26,7 @@ const runProcess = (env: Record<string, string>) =>
   new Promise<{ code: number | null; output: string }>((done) => {
     const child = spawn(
       process.execPath,
-      ["--import", pathToFileURL(resolve("node_modules/tsx/dist/loader.mjs")).href, resolve("test/workers/processes/drainWorker.ts")],
+      tsxArgs("test/workers/processes/drainWorker.ts"),
       { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }
     )
     let output = ""

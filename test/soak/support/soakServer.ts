@@ -7,9 +7,9 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
-import { pathToFileURL } from "node:url"
+import { join } from "node:path"
 import { freePort } from "../../example/exampleServer.js"
+import { tsxArgs } from "../../support/processes.js"
 
 export interface SoakServerOptions {
   /** Extra environment (DATABASE_URL, STORAGE_*). Without DATABASE_URL: SQLite in the data folder. */
@@ -73,7 +73,7 @@ export class SoakServer {
     this.output += `\n---- start #${++this.starts} ----\n`
     const child = spawn(
       process.execPath,
-      ["--import", pathToFileURL(resolve("node_modules/tsx/dist/loader.mjs")).href, resolve("examples/server.ts")],
+      tsxArgs("examples/server.ts"),
       {
         cwd: this.dir,
         env: {

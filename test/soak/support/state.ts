@@ -20,58 +20,21 @@ import {
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { randomBytes } from "node:crypto"
 import { existsSync, readdirSync, type Dirent } from "node:fs"
 import { join, relative } from "node:path"
-import mysql from "mysql2/promise"
-import pg from "pg"
 import * as Database from "../../../src/layers/sql/Database.js"
+import { createDatabase } from "../../support/databases.js"
 
 // ---- databases ----
-
-export type Dialect = "sqlite" | "pg" | "mysql"
 
 export interface FreshDatabase {
   readonly url: string
   readonly drop: () => Promise<void>
 }
 
-const withDatabaseName = (url: string, name: string) => {
-  const parsed = new URL(url)
-  parsed.pathname = `/${name}`
-  return parsed.toString()
-}
-
 /** An empty database on a server (PostgreSQL or MariaDB), dropped by `drop`. */
-export const freshDatabase = async (dialect: "pg" | "mysql", admin: string): Promise<FreshDatabase> => {
-  const name = `es_soak_${randomBytes(6).toString("hex")}`
-  if (dialect === "pg") {
-    const client = new pg.Client({ connectionString: admin })
-    await client.connect()
-    await client.query(`CREATE DATABASE ${name}`)
-    await client.end()
-    return {
-      url: withDatabaseName(admin, name),
-      drop: async () => {
-        const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 5000 })
-        await c.connect()
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-        await c.end()
-      }
-    }
-  }
-  const conn = await mysql.createConnection({ uri: admin })
-  await conn.query(`CREATE DATABASE ${name}`)
-  await conn.end()
-  return {
-    url: withDatabaseName(admin, name),
-    drop: async () => {
-      const c = await mysql.createConnection({ uri: admin, connectTimeout: 5000 })
-      await c.query(`DROP DATABASE IF EXISTS ${name}`)
-      await c.end()
-    }
-  }
-}
+export const freshDatabase = (dialect: "pg" | "mysql", admin: string): Promise<FreshDatabase> =>
+  createDatabase(dialect, admin, "es_soak")
 
 // ---- backends ----
 
