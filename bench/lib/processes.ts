@@ -16,23 +16,6 @@ export const forkTs = (
     stdio: ["ignore", "inherit", "inherit", "ipc"]
   })
 
-/** Spawns a TypeScript module (no IPC), its output into `logFile` handling by the caller. */
-export const spawnTs = (
-  module: string,
-  args: ReadonlyArray<string>,
-  options: {
-    readonly env?: NodeJS.ProcessEnv
-    readonly execArgv?: ReadonlyArray<string>
-    /** Where stdout and stderr go: a mode, or an open file descriptor. */
-    readonly stdio?: "inherit" | "ignore" | "pipe" | number
-  } = {}
-): ChildProcess =>
-  spawn(process.execPath, ["--import", "tsx", ...(options.execArgv ?? []), module, ...args], {
-    cwd: repoDir,
-    env: { ...process.env, ...options.env },
-    stdio: ["ignore", options.stdio ?? "inherit", options.stdio ?? "inherit"]
-  })
-
 /** Spawns a JavaScript module with plain node (no tsx). */
 export const spawnNode = (
   module: string,
@@ -48,6 +31,14 @@ export const spawnNode = (
     env: { ...process.env, ...options.env },
     stdio: ["ignore", options.stdio ?? "inherit", options.stdio ?? "inherit"]
   })
+
+/** Spawns a TypeScript module (no IPC) through tsx; output as `stdio` says. */
+export const spawnTs = (
+  module: string,
+  args: ReadonlyArray<string>,
+  options: Parameters<typeof spawnNode>[2] = {}
+): ChildProcess =>
+  spawnNode(module, args, { ...options, execArgv: ["--import", "tsx", ...(options.execArgv ?? [])] })
 
 /** Waits for the process to exit; kills it (SIGKILL) after `timeoutMs`. */
 export const waitExit = (child: ChildProcess, timeoutMs = 30_000): Promise<number | null> =>

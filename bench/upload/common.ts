@@ -231,42 +231,30 @@ export const startExampleServer = async (
 }
 
 /** bench/upload/tus-server.ts: @tus/server + @tus/s3-store in front of the same S3 server. */
-export const startTusServer = async (bucket: string): Promise<Server> => {
-  const port = await freePort()
-  const logFile = join(workDir, `tus-${port}.log`)
-  const child = spawnTs(join(benchDir, "upload", "tus-server.ts"), [], {
-    env: {
-      PORT: String(port),
-      TUS_BUCKET: bucket,
-      TUS_PART_SIZE: String(partSize),
-      S3_ENDPOINT: s3.endpoint,
-      S3_ACCESS_KEY_ID: s3.accessKeyId,
-      S3_SECRET_ACCESS_KEY: s3.secretAccessKey
-    },
-    stdio: openSync(logFile, "a")
-  })
-  const url = `http://127.0.0.1:${port}`
-  await waitForHttp(`${url}/healthz`, 60_000, child)
-  log(`tus server pid ${child.pid} on ${url}`)
-  return { process: child, url, stop: () => stopProcess(child, 10_000) }
-}
+export const startTusServer = (bucket: string): Promise<Server> =>
+  startPeerServer("tus", "tus-server.ts", { TUS_BUCKET: bucket, TUS_PART_SIZE: String(partSize) })
 
 /** bench/upload/proxy-server.ts: a bare pass-through server, the floor for a server in the middle. */
-export const startProxyServer = async (bucket: string): Promise<Server> => {
+export const startProxyServer = (bucket: string): Promise<Server> =>
+  startPeerServer("proxy", "proxy-server.ts", { PROXY_BUCKET: bucket })
+
+/** A server of bench/upload/ as its own process, pointed at the S3 server. */
+const startPeerServer = async (name: string, module: string, env: NodeJS.ProcessEnv): Promise<Server> => {
   const port = await freePort()
-  const logFile = join(workDir, `proxy-${port}.log`)
-  const child = spawnTs(join(benchDir, "upload", "proxy-server.ts"), [], {
+  const logFile = join(workDir, `${name}-${port}.log`)
+  const child = spawnTs(join(benchDir, "upload", module), [], {
     env: {
       PORT: String(port),
-      PROXY_BUCKET: bucket,
       S3_ENDPOINT: s3.endpoint,
       S3_ACCESS_KEY_ID: s3.accessKeyId,
-      S3_SECRET_ACCESS_KEY: s3.secretAccessKey
+      S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      ...env
     },
     stdio: openSync(logFile, "a")
   })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, 60_000, child)
+  log(`${name} server pid ${child.pid} on ${url}`)
   return { process: child, url, stop: () => stopProcess(child, 10_000) }
 }
 
