@@ -20,7 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
-import { Authentication, Prometheus, Storage, StorageHandlers, TokenResolver, UploadPage } from "../src/index.js"
+import { Authentication, Prometheus, RequestBody, Storage, StorageHandlers, TokenResolver, UploadPage } from "../src/index.js"
 import { Files } from "../src/layers/Files.js"
 import { duration } from "../src/layers/StorageConfig.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
@@ -43,7 +43,8 @@ const StorageLive = Layer.mergeAll(Files.Default, Layer.effectDiscard(migrations
 )
 
 const ApiLive = HttpApiBuilder.api(AppApi).pipe(
-  Layer.provide(StorageHandlers.layerFor(AppApi)),
+  Layer.provide(HttpApiBuilder.group(AppApi, "storage", StorageHandlers.make)),
+  Layer.provide(RequestBody.layerNode),
   Layer.provide(documentsHandlers),
   Layer.provide(Authentication.layer),
   Layer.provide(Layer.mergeAll(TokensLive, aclLayer))

@@ -60,7 +60,7 @@ export * as StorageMetrics from "./layers/StorageMetrics.js"
 export { StorageEvents } from "./services/StorageEvents.js"
 export { type CompletedUpload, Uploads, type UploadTicket } from "./layers/Uploads.js"
 /** @since 0.1.0 */
-export * as Naming from "./layers/uploads/Naming.js"
+export * as Naming from "./schema/Naming.js"
 export { Files, type FilesFor, type ForSchemaOptions } from "./layers/Files.js"
 /** @since 0.1.0 */
 export * as FileRefs from "./layers/files/FileRefs.js"
@@ -85,6 +85,8 @@ export { FileAcl } from "./http/FileAcl.js"
 export { StorageApi, StorageApiGroup } from "./http/StorageApi.js"
 /** @since 0.1.0 */
 export * as StorageHandlers from "./http/StorageHandlers.js"
+/** @since 0.1.0 */
+export * as RequestBody from "./http/RequestBody.js"
 /** @since 0.1.0 */
 export * as Download from "./http/Download.js"
 /** @since 0.1.0 */

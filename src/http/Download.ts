@@ -4,17 +4,24 @@
  *
  * @since 0.1.0
  */
+import * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { guessContentType, isSafeContentType } from "../layers/uploads/Naming.js"
-import { AccessDenied, InvalidObjectKey, Unauthenticated } from "../schema/Errors.js"
+import { AccessDenied, InvalidObjectKey, RangeNotSatisfiable, Unauthenticated } from "../schema/Errors.js"
 import { isAnonymous, type ObjectInfo } from "../schema/Models.js"
+import {
+  checkKey,
+  isInlineType,
+  isPublicKey,
+  originalFilenameMetadata,
+  servedContentType as servedType
+} from "../schema/Naming.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { optionalPrincipal } from "./Authentication.js"
-import { FileAcl, isPublicKey } from "./FileAcl.js"
+import { FileAcl } from "./FileAcl.js"
 
 /**
  * Where files are served.
@@ -23,15 +30,6 @@ import { FileAcl, isPublicKey } from "./FileAcl.js"
  * @category constants
  */
 export const filesPrefix = "/storage/files/"
-
-/**
- * The metadata entry that carries an upload's original filename
- * (URI-encoded, as backends keep ASCII metadata).
- *
- * @since 0.1.0
- * @category constants
- */
-export const originalFilenameMetadata = "original-filename"
 
 /**
  * Serves one download request.
@@ -64,10 +62,11 @@ export const download = (request: HttpServerRequest.HttpServerRequest) =>
       }
       const range = rangeHeader === undefined ? Option.none() : parseRange(rangeHeader, info.size)
       if (Option.isSome(range) && range.value === "unsatisfiable") {
-        return HttpServerResponse.empty({
-          status: 416,
-          headers: { "content-range": `bytes */${info.size}`, ...safetyHeaders }
-        })
+        // The error is answered by the API (416, JSON); the header tells the size, as RFC 9110 asks.
+        yield* HttpApp.appendPreResponseHandler((_, response) =>
+          Effect.succeed(HttpServerResponse.setHeaders(response, { "content-range": `bytes */${info.size}` }))
+        )
+        return yield* new RangeNotSatisfiable({ size: info.size })
       }
       if (Option.isSome(range) && range.value !== "unsatisfiable") {
         const { end, start } = range.value
@@ -90,9 +89,9 @@ export const download = (request: HttpServerRequest.HttpServerRequest) =>
   }).pipe(Effect.withSpan("StorageApi.download"))
 
 /**
- * The object key of a request path: percent-decoded once, then checked.
- * Empty keys, absolute paths, NUL, backslashes, `..`, empty segments and
- * trailing slashes are `InvalidObjectKey`.
+ * The object key of a request path: percent-decoded once, then checked
+ * with the key syntax of `Naming.keyProblem` (so `..`, empty segments and
+ * the like are `InvalidObjectKey`, never a path).
  *
  * @since 0.1.0
  * @category keys
@@ -103,24 +102,8 @@ export const keyFromPath = (pathname: string): Effect.Effect<string, InvalidObje
   return Effect.try({
     try: () => decodeURIComponent(raw),
     catch: () => new InvalidObjectKey({ key: raw, message: "the key is not valid percent-encoding" })
-  }).pipe(Effect.filterOrFail(isValidKey, (key) => new InvalidObjectKey({ key })))
+  }).pipe(Effect.tap(checkKey))
 }
-
-/**
- * Whether a key is safe to look up: see `keyFromPath`.
- *
- * @since 0.1.0
- * @category keys
- */
-export const isValidKey = (key: string): boolean =>
-  key !== "" &&
-  key.length <= 1024 &&
-  !key.startsWith("/") &&
-  !key.endsWith("/") &&
-  !key.includes("\u0000") &&
-  !key.includes("\\") &&
-  !key.includes("..") &&
-  !key.includes("//")
 
 /**
  * An absolute byte range from a `Range` header and the object's size; none
@@ -164,18 +147,13 @@ export const contentDisposition = (key: string, info: ObjectInfo): string => {
 
 // ---- internal ----
 
-const isInlineType = (type: string) => /^(image|audio|video|font)\//.test(type) || type === "application/pdf"
-
 const safetyHeaders = {
   "x-content-type-options": "nosniff",
   // Uploaded content never runs as part of this origin.
   "content-security-policy": "default-src 'none'; sandbox"
 }
 
-const servedContentType = (key: string, info: ObjectInfo) => {
-  const type = info.contentType !== "" ? info.contentType : guessContentType(key)
-  return isSafeContentType(type) ? type : "application/octet-stream"
-}
+const servedContentType = (key: string, info: ObjectInfo) => servedType(key, info.contentType)
 
 const cacheHeaders = (key: string, info: ObjectInfo): Record<string, string> => ({
   "cache-control": isPublicKey(key) ? "public, max-age=3600, immutable" : "private, no-cache",

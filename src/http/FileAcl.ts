@@ -8,7 +8,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { publicPrefix } from "../layers/uploads/Naming.js"
 import { isAnonymous, type Principal } from "../schema/Models.js"
 import { FileRegistry } from "../services/FileRegistry.js"
 
@@ -56,11 +55,3 @@ export class FileAcl extends Context.Tag("effect-storage/FileAcl")<FileAcl, {
     }
   }
 }
-
-/**
- * Whether a key is public (readable by anyone).
- *
- * @since 0.1.0
- * @category predicates
- */
-export const isPublicKey = (key: string): boolean => key.startsWith(publicPrefix)

@@ -1,33 +1,28 @@
 /**
  * The handlers of `StorageApiGroup`.
  *
+ * An app that adds the group to its own API builds them with
+ * `HttpApiBuilder.group(MyApi, "storage", StorageHandlers.make)`; an app
+ * serving the storage API alone uses `StorageHandlers.layer`.
+ *
  * @since 0.1.0
  */
-import type * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeStream from "@effect/platform-node/NodeStream"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
-import { Readable } from "node:stream"
 import { isSqlError } from "../internal/transaction.js"
 import { Uploads } from "../layers/Uploads.js"
-import {
-  type ClaimAlreadyExists,
-  RequestBodyError,
-  ServiceUnavailable,
-  type StorageBackendError
-} from "../schema/Errors.js"
+import { type ClaimAlreadyExists, ServiceUnavailable, type StorageBackendError } from "../schema/Errors.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
-import { CurrentPrincipal, TokenResolver } from "./Authentication.js"
+import { type Authentication, CurrentPrincipal, TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
 import { FileAcl } from "./FileAcl.js"
-import { StorageApi } from "./StorageApi.js"
+import * as RequestBody from "./RequestBody.js"
+import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
 
 /**
  * What the handlers need.
@@ -35,75 +30,71 @@ import { StorageApi } from "./StorageApi.js"
  * @since 0.1.0
  * @category models
  */
-export type Requirements = Uploads | ObjectStorage | FileAcl | TokenResolver
+export type Requirements = Uploads | ObjectStorage | FileAcl | TokenResolver | RequestBody.RequestBody
 
 /**
- * The handlers of the storage group for an API that includes
- * `StorageApiGroup` (e.g. `HttpApi.make("app").add(StorageApiGroup).add(...)`).
+ * The storage group's handlers, for `HttpApiBuilder.group(api, "storage",
+ * make)` on any API that contains `StorageApiGroup`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <E, Provides>(
+  handlers: HttpApiBuilder.Handlers<
+    E | HttpApiGroup.HttpApiGroup.Error<typeof StorageApiGroup>,
+    Provides,
+    never,
+    HttpApiGroup.HttpApiGroup.Endpoints<typeof StorageApiGroup>
+  >
+) =>
+  Effect.gen(function*() {
+    const uploads = yield* Uploads
+    const body = yield* RequestBody.RequestBody
+    const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver>()
+    return handlers
+      .handle("initUpload", ({ payload }) =>
+        Effect.flatMap(CurrentPrincipal, (principal) => uploads.initUpload({ principal, ...payload })).pipe(
+          unavailableOnOutage
+        ))
+      .handleRaw("uploadPart", ({ path, request }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          const part = yield* uploads.uploadPart({
+            principal,
+            claimId: path.claimId,
+            partNumber: path.partNumber,
+            body: body.stream(request),
+            size: contentLength(request)
+          })
+          return part
+        }).pipe(unavailableOnOutage))
+      .handle("listParts", ({ path }) =>
+        Effect.flatMap(CurrentPrincipal, (principal) => uploads.listParts({ principal, claimId: path.claimId })).pipe(
+          Effect.map((parts) => ({ parts })),
+          unavailableOnOutage
+        ))
+      .handle("completeUpload", ({ path }) =>
+        Effect.flatMap(CurrentPrincipal, (principal) => uploads.completeUpload({ principal, claimId: path.claimId }))
+          .pipe(unavailableOnOutage))
+      .handle("abortUpload", ({ path }) =>
+        Effect.flatMap(CurrentPrincipal, (principal) => uploads.abortUpload({ principal, claimId: path.claimId })).pipe(
+          unavailableOnOutage
+        ))
+      .handleRaw("download", ({ request }) => download(request).pipe(Effect.provide(context), unavailableOnOutage))
+  })
+
+/**
+ * The handlers for `StorageApi` (the storage group alone), reading bodies
+ * with `RequestBody.layerNode`. Provide `Authentication.layer` beside it.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerFor = <ApiId extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, E, R>(
-  api: HttpApi.HttpApi<ApiId, Groups, E, R>
-): Layer.Layer<HttpApiGroup.ApiGroup<ApiId, "storage">, never, Requirements> =>
-  // The group is looked up by name, so the storage group's handlers serve
-  // any API that contains it.
-  HttpApiBuilder.group(api as unknown as typeof StorageApi, "storage", (handlers) =>
-    Effect.gen(function*() {
-      const uploads = yield* Uploads
-      const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver>()
-      return handlers
-        .handle("initUpload", ({ payload }) =>
-          Effect.flatMap(CurrentPrincipal, (principal) => uploads.initUpload({ principal, ...payload })).pipe(
-            Effect.map((ticket) => ({ ...ticket })),
-            unavailableOnOutage
-          ))
-        .handleRaw("uploadPart", ({ path, request }) =>
-          Effect.gen(function*() {
-            const principal = yield* CurrentPrincipal
-            const part = yield* uploads.uploadPart({
-              principal,
-              claimId: path.claimId,
-              partNumber: path.partNumber,
-              body: requestBody(request),
-              size: contentLength(request)
-            })
-            return HttpServerResponse.unsafeJson(part)
-          }).pipe(unavailableOnOutage))
-        .handle("listParts", ({ path }) =>
-          Effect.flatMap(CurrentPrincipal, (principal) => uploads.listParts({ principal, claimId: path.claimId })).pipe(
-            Effect.map((parts) => ({ parts })),
-            unavailableOnOutage
-          ))
-        .handle("completeUpload", ({ path }) =>
-          Effect.flatMap(CurrentPrincipal, (principal) => uploads.completeUpload({ principal, claimId: path.claimId }))
-            .pipe(
-              Effect.map((done) => ({
-                key: done.key,
-                size: done.size,
-                eTag: done.eTag,
-                contentType: done.contentType,
-                originalFilename: done.originalFilename
-              })),
-              unavailableOnOutage
-            ))
-        .handle("abortUpload", ({ path }) =>
-          Effect.flatMap(CurrentPrincipal, (principal) => uploads.abortUpload({ principal, claimId: path.claimId })).pipe(
-            unavailableOnOutage
-          ))
-        .handleRaw("download", ({ request }) => download(request).pipe(Effect.provide(context), unavailableOnOutage))
-    })) as never
-
-/**
- * The handlers for `StorageApi` (the storage group alone).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer: Layer.Layer<HttpApiGroup.ApiGroup<"storage", "storage">, never, Requirements> = layerFor(
-  StorageApi
-)
+export const layer: Layer.Layer<
+  HttpApiGroup.ApiGroup<"storage", "storage">,
+  never,
+  Exclude<Requirements, RequestBody.RequestBody> | Authentication
+> = HttpApiBuilder.group(StorageApi, "storage", make).pipe(Layer.provide(RequestBody.layerNode))
 
 /**
  * Turns infrastructure failures into a clean 503, logged with their cause.
@@ -114,45 +105,33 @@ export const layer: Layer.Layer<HttpApiGroup.ApiGroup<"storage", "storage">, nev
  * @since 0.1.0
  * @category errors
  */
-export const unavailableOnOutage = <A, E extends { readonly _tag: string }, R>(
+export const unavailableOnOutage = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, Exclude<E, Outage> | ServiceUnavailable, R> =>
-  Effect.catchAll(effect, (error): Effect.Effect<never, Exclude<E, Outage> | ServiceUnavailable> => {
-    switch (error._tag) {
-      case "SqlError":
-      case "StorageBackendError":
-      case "ClaimAlreadyExists":
-        return unavailable(error)
-      default:
-        return Effect.fail(error as Exclude<E, Outage>)
-    }
-  }).pipe(
-    Effect.catchSomeDefect((defect) =>
-      isSqlError(defect) ? Option.some(unavailable(defect)) : Option.none()
-    )
+  Effect.catchIf(effect, isOutage<E>, unavailable).pipe(
+    Effect.catchSomeDefect((defect) => isSqlError(defect) ? Option.some(unavailable(defect)) : Option.none())
   )
 
-type Outage = SqlError | StorageBackendError | ClaimAlreadyExists
+/**
+ * The failures that mean a dependency is unavailable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type Outage = SqlError | StorageBackendError | ClaimAlreadyExists
 
 // ---- internal ----
+
+const outageTags: ReadonlySet<string> = new Set(["SqlError", "StorageBackendError", "ClaimAlreadyExists"])
+
+const isOutage = <E>(error: E | Outage): error is Outage =>
+  typeof error === "object" && error !== null && "_tag" in error && outageTags.has(String(error._tag))
 
 const unavailable = (cause: unknown) =>
   Effect.zipRight(
     Effect.logError("storage request failed on an unavailable dependency", cause),
     Effect.fail(new ServiceUnavailable())
   )
-
-/**
- * The request body as a stream. On Node it is read without destroying the
- * request when the stream stops early (a part longer than its size is cut
- * off): destroying the request destroys its socket, and the error answer
- * (413) would never reach the client. The unread rest is left paused, and
- * the server's request timeout closes the connection if the client goes on.
- */
-const requestBody = (request: HttpServerRequest.HttpServerRequest): Stream.Stream<Uint8Array, RequestBodyError> =>
-  request.source instanceof Readable
-    ? NodeStream.fromReadable(() => request.source as Readable, () => new RequestBodyError(), { closeOnDone: false })
-    : request.stream.pipe(Stream.mapError(() => new RequestBodyError()))
 
 const contentLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {
   const header = request.headers["content-length"]

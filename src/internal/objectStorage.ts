@@ -1,7 +1,6 @@
 /**
- * Helpers shared by the object backends (memory, filesystem, S3): body
- * normalisation and length checks, ETags, part-list checks, byte ranges and
- * key ordering. Kept here so the three backends agree on every rule.
+ * Helpers of `ObjectStorage.make` and the drivers: body normalisation and
+ * length checks, ETags, part-list checks, byte ranges and key ordering.
  *
  * @internal
  */
@@ -9,12 +8,8 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
-import { extname } from "node:path"
-import { InvalidObjectKey, PartETagMismatch, PartNumberOutOfRange, PartTooSmall, StorageBackendError } from "../schema/Errors.js"
+import { PartETagMismatch, PartNumberOutOfRange, PartTooSmall, StorageBackendError } from "../schema/Errors.js"
 import type { Body, ByteRange } from "../services/ObjectStorage.js"
-
-/** The content type of an object stored without one. @internal */
-export const defaultContentType = "application/octet-stream"
 
 /** A body as a stream, whichever form it was given in. @internal */
 export const bodyStream = <E>(body: Body<E>): Stream.Stream<Uint8Array, E> =>
@@ -156,10 +151,6 @@ export const checkPartNumber = (
       })
     )
 
-/** Rejects the empty key, which no backend can store. @internal */
-export const checkKeyNotEmpty = (key: string): Effect.Effect<void, InvalidObjectKey> =>
-  key.length === 0 ? Effect.fail(new InvalidObjectKey({ key, message: "the object key is empty" })) : Effect.void
-
 /**
  * A byte range resolved against an object's size, as a half-open
  * `[start, end)`. A start at or past the end gives an empty range.
@@ -183,48 +174,6 @@ export const resolveRange = (
  * @internal
  */
 export const compareKeys = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
-
-const contentTypes: Readonly<Record<string, string>> = {
-  ".txt": "text/plain; charset=utf-8",
-  ".html": "text/html; charset=utf-8",
-  ".htm": "text/html; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".csv": "text/csv; charset=utf-8",
-  ".md": "text/markdown; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".json": "application/json",
-  ".xml": "application/xml",
-  ".pdf": "application/pdf",
-  ".zip": "application/zip",
-  ".gz": "application/gzip",
-  ".tar": "application/x-tar",
-  ".wasm": "application/wasm",
-  ".png": "image/png",
-  ".jpg": "image/jpeg",
-  ".jpeg": "image/jpeg",
-  ".gif": "image/gif",
-  ".webp": "image/webp",
-  ".avif": "image/avif",
-  ".svg": "image/svg+xml",
-  ".ico": "image/x-icon",
-  ".mp3": "audio/mpeg",
-  ".wav": "audio/wav",
-  ".ogg": "audio/ogg",
-  ".mp4": "video/mp4",
-  ".webm": "video/webm",
-  ".mov": "video/quicktime",
-  ".doc": "application/msword",
-  ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-  ".xls": "application/vnd.ms-excel",
-  ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-  ".ppt": "application/vnd.ms-powerpoint",
-  ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-}
-
-/** A content type guessed from a key's extension, for objects stored without one. @internal */
-export const guessContentType = (key: string): string =>
-  contentTypes[extname(key).toLowerCase()] ?? defaultContentType
 
 /** Concatenates the chunks of a collected body. @internal */
 export const concatChunks = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {

@@ -32,13 +32,13 @@ import {
 } from "../schema/Errors.js"
 import type { ObjectInfo, Principal } from "../schema/Models.js"
 import { isAnonymous, PendingDelete, UploadClaim, UploadPart } from "../schema/Models.js"
+import { generateKey, originalFilenameMetadata, sanitizeContentType, sanitizeFilename } from "../schema/Naming.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
 import { type Body, type Multipart, ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
-import { generateKey, sanitizeContentType, sanitizeFilename } from "./uploads/Naming.js"
 import { withTransaction } from "../internal/transaction.js"
 
 /**
@@ -167,7 +167,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
           key: claim.key,
           contentType,
           // Backends keep ASCII metadata; the download proxy names the file with it.
-          metadata: { "original-filename": encodeURIComponent(originalFilename) }
+          metadata: { [originalFilenameMetadata]: encodeURIComponent(originalFilename) }
         }).pipe(
           Effect.tapError(() => compensate("delete the claim", claims.deleteIfPending(claim.id)))
         )

@@ -312,6 +312,19 @@ export class InvalidDatabaseUrl extends Schema.TaggedError<InvalidDatabaseUrl>()
 }) {}
 
 /**
+ * A driver the configuration asks for is not installed: the database
+ * clients and the S3 SDK are optional peer dependencies, so an app installs
+ * only those it uses. The message names the package to install.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DriverNotInstalled extends Schema.TaggedError<DriverNotInstalled>()("DriverNotInstalled", {
+  packageName: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
  * The errors of the object backends.
  *
  * @since 0.1.0

@@ -1,11 +1,26 @@
 /**
+ * The object backend: its service tag, and `make`, which turns a thin
+ * driver (S3, the filesystem, memory) into the service. `make` enforces the
+ * contract once for every backend: key syntax, declared sizes, part
+ * numbers, the 1..N part sequence and the checks of stored parts at
+ * completion, default content types, and a span per call. A driver only
+ * moves bytes and reports what it stores.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import type * as DateTime from "effect/DateTime"
-import type * as Effect from "effect/Effect"
-import type * as Option from "effect/Option"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
+import {
+  checkDeclaredSize,
+  checkPartNumber,
+  checkPartSequence,
+  checkStoredPart,
+  sizeMismatch,
+  withDeclaredSize
+} from "../internal/objectStorage.js"
 import type {
   InvalidObjectKey,
   ObjectNotFound,
@@ -17,6 +32,7 @@ import type {
   UploadSessionNotFound
 } from "../schema/Errors.js"
 import type { ObjectInfo } from "../schema/Models.js"
+import { checkKey, defaultContentType } from "../schema/Naming.js"
 
 /**
  * Bytes to store: a stream (never held whole in memory by any backend) or a
@@ -178,8 +194,8 @@ export interface MultipartSession {
 /**
  * The multipart capability of a backend.
  *
- * Contract, checked by every backend itself (S3 accepts gaps, so the S3
- * backend checks before it asks):
+ * Contract (enforced by `make` and the drivers together, the same on every
+ * backend; S3 itself accepts gaps and repeated completions):
  * 1. Distinct part numbers may upload concurrently; re-uploading a part
  *    number replaces it (last writer wins, new ETag).
  * 2. Every non-final part is at least `partSize` bytes (`PartTooSmall`).
@@ -212,15 +228,7 @@ export interface Multipart {
    * Assembles the object from the parts, which must be exactly 1..N.
    * Answers the assembled object's real size.
    */
-  readonly completeMultipart: (input: CompleteMultipartInput) => Effect.Effect<
-    ObjectInfo,
-    | UploadSessionNotFound
-    | PartETagMismatch
-    | PartTooSmall
-    | PartNumberOutOfRange
-    | InvalidObjectKey
-    | StorageBackendError
-  >
+  readonly completeMultipart: (input: CompleteMultipartInput) => Effect.Effect<ObjectInfo, CompleteError>
 
   /** Abandons a session and its parts. An unknown session is success. */
   readonly abortMultipart: (input: MultipartSession) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
@@ -230,7 +238,22 @@ export interface Multipart {
 }
 
 /**
+ * Every way a completion can fail.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CompleteError =
+  | UploadSessionNotFound
+  | PartETagMismatch
+  | PartTooSmall
+  | PartNumberOutOfRange
+  | InvalidObjectKey
+  | StorageBackendError
+
+/**
  * A provider-neutral object backend: S3, the local filesystem, or memory.
+ * Build one with `make` over a driver.
  *
  * @since 0.1.0
  * @category tags
@@ -278,3 +301,255 @@ export class ObjectStorage extends Context.Tag("effect-storage/ObjectStorage")<O
  * @category models
  */
 export type { ObjectStorageError }
+
+// ---- drivers ----
+
+/**
+ * A body as a driver receives it: bytes whose length is the declared size,
+ * or a stream that fails as soon as it runs past the declared size (or, at
+ * its end, when it fell short).
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export type DriverBody<E> = Stream.Stream<Uint8Array, E | StorageBackendError> | Uint8Array
+
+/**
+ * What a driver's `putObject` takes: a checked key, a checked size, and a
+ * content type always set.
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export interface DriverPutObjectInput<E> {
+  readonly key: string
+  readonly body: DriverBody<E>
+  readonly size: number | undefined
+  readonly contentType: string
+  readonly metadata: Readonly<Record<string, string>>
+}
+
+/**
+ * What a driver's `putPart` takes: a checked key, part number and size.
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export interface DriverPutPartInput<E> {
+  readonly key: string
+  readonly uploadId: string
+  readonly partNumber: number
+  readonly body: DriverBody<E>
+  readonly size: number | undefined
+}
+
+/**
+ * A part as stored by the backend, for the completion checks.
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export interface StoredPart {
+  readonly etag: string
+  readonly size: number
+}
+
+/**
+ * The multipart half of a driver. `make` has checked every key, part
+ * number, size and part sequence before a call reaches it, and the stored
+ * parts (from `storedParts`) before `completeMultipart`.
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export interface MultipartDriver {
+  readonly partSize: number
+  readonly maxPartCount: number
+  readonly initMultipart: (input: {
+    readonly key: string
+    readonly contentType: string
+    readonly metadata: Readonly<Record<string, string>>
+  }) => Effect.Effect<MultipartSession, InvalidObjectKey | StorageBackendError>
+  readonly putPart: <E>(
+    input: DriverPutPartInput<E>
+  ) => Effect.Effect<PartInfo, UploadSessionNotFound | InvalidObjectKey | StorageBackendError | E>
+  /** The parts stored in an open session, by part number; `UploadSessionNotFound` when it is not open. */
+  readonly storedParts: (
+    session: MultipartSession
+  ) => Effect.Effect<ReadonlyMap<number, StoredPart>, UploadSessionNotFound | StorageBackendError>
+  /** Assembles the parts, already checked against `storedParts`. */
+  readonly completeMultipart: (input: CompleteMultipartInput) => Effect.Effect<ObjectInfo, CompleteError>
+  readonly abortMultipart: (input: MultipartSession) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
+  readonly listMultipartUploads: (prefix?: string) => Stream.Stream<MultipartUploadSummary, StorageBackendError>
+}
+
+/**
+ * A backend's own code: what only it knows how to do. Keys, sizes and part
+ * numbers reaching it are valid; a driver never checks them again.
+ *
+ * @since 0.1.0
+ * @category drivers
+ */
+export interface ObjectStorageDriver {
+  readonly name: string
+  readonly putObject: <E>(
+    input: DriverPutObjectInput<E>
+  ) => Effect.Effect<ObjectInfo, InvalidObjectKey | StorageBackendError | E>
+  readonly getObject: (
+    input: GetObjectInput
+  ) => Effect.Effect<ObjectContent, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly statObject: (key: string) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly deleteObject: (key: string) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
+  readonly deleteObjects: (keys: ReadonlyArray<string>) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
+  readonly copyObject: (
+    from: string,
+    to: string
+  ) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly listObjects: (prefix?: string) => Stream.Stream<ObjectSummary, StorageBackendError>
+  readonly multipart: Option.Option<MultipartDriver>
+}
+
+/**
+ * The service over a driver, with the contract enforced in one place (see
+ * the module documentation).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (driver: ObjectStorageDriver): ObjectStorage["Type"] => {
+  const span = (operation: string, attributes: Record<string, unknown>) =>
+    Effect.withSpan(`ObjectStorage.${operation}`, { attributes: { backend: driver.name, ...attributes } })
+
+  const putObject = <E = never>(input: PutObjectInput<E>) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      const { body, size } = yield* checkBody("putObject", input.body, input.size)
+      return yield* driver.putObject<E>({
+        key: input.key,
+        body,
+        size,
+        contentType: input.contentType ?? defaultContentType,
+        metadata: input.metadata ?? {}
+      })
+    }).pipe(span("putObject", { key: input.key }))
+
+  const getObject = (input: GetObjectInput) =>
+    Effect.zipRight(checkKey(input.key), driver.getObject(input)).pipe(span("getObject", { key: input.key }))
+
+  const statObject = (key: string) =>
+    Effect.zipRight(checkKey(key), driver.statObject(key)).pipe(span("statObject", { key }))
+
+  const deleteObject = (key: string) =>
+    Effect.zipRight(checkKey(key), driver.deleteObject(key)).pipe(span("deleteObject", { key }))
+
+  const deleteObjects = (keys: Iterable<string>) =>
+    Effect.suspend(() => {
+      const all = Array.from(keys)
+      return Effect.zipRight(Effect.forEach(all, checkKey, { discard: true }), driver.deleteObjects(all)).pipe(
+        span("deleteObjects", { count: all.length })
+      )
+    })
+
+  const copyObject = (from: string, to: string) =>
+    Effect.zipRight(Effect.zipRight(checkKey(from), checkKey(to)), driver.copyObject(from, to)).pipe(
+      span("copyObject", { from, to })
+    )
+
+  return {
+    name: driver.name,
+    putObject,
+    getObject,
+    statObject,
+    deleteObject,
+    deleteObjects,
+    copyObject,
+    listObjects: driver.listObjects,
+    multipart: Option.map(driver.multipart, (multipart) => makeMultipart(multipart, span))
+  }
+}
+
+// ---- internal ----
+
+/**
+ * A body checked against its declared size: bytes of another length fail
+ * at once, a stream fails as soon as it is wrong. Bytes always have a size.
+ */
+const checkBody = <E>(
+  operation: string,
+  body: Body<E>,
+  size: number | undefined
+): Effect.Effect<CheckedBody<E>, StorageBackendError> =>
+  Effect.zipRight(
+    checkDeclaredSize(operation, size),
+    body instanceof Uint8Array
+      ? size !== undefined && size !== body.byteLength
+        ? Effect.fail(sizeMismatch(operation, size, String(body.byteLength)))
+        : Effect.succeed<CheckedBody<E>>({ body, size: body.byteLength })
+      : Effect.succeed<CheckedBody<E>>({ body: withDeclaredSize(body, size, operation), size })
+  )
+
+interface CheckedBody<E> {
+  readonly body: DriverBody<E>
+  readonly size: number | undefined
+}
+
+const makeMultipart = (
+  driver: MultipartDriver,
+  span: (operation: string, attributes: Record<string, unknown>) => <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
+): Multipart => {
+  const initMultipart = (input: InitMultipartInput) =>
+    Effect.zipRight(
+      checkKey(input.key),
+      driver.initMultipart({
+        key: input.key,
+        contentType: input.contentType ?? defaultContentType,
+        metadata: input.metadata ?? {}
+      })
+    ).pipe(span("initMultipart", { key: input.key }))
+
+  const putPart = <E = never>(input: PutPartInput<E>) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      yield* checkPartNumber(input.partNumber, driver.maxPartCount)
+      const { body, size } = yield* checkBody("putPart", input.body, input.size)
+      return yield* driver.putPart<E>({
+        key: input.key,
+        uploadId: input.uploadId,
+        partNumber: input.partNumber,
+        body,
+        size
+      })
+    }).pipe(span("putPart", { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber }))
+
+  const completeMultipart = (input: CompleteMultipartInput) =>
+    Effect.gen(function*() {
+      yield* checkKey(input.key)
+      const stored = yield* driver.storedParts({ key: input.key, uploadId: input.uploadId })
+      yield* checkPartSequence(input.parts)
+      for (const [index, { etag, partNumber }] of input.parts.entries()) {
+        yield* checkStoredPart(
+          { partNumber, etag, isLast: index === input.parts.length - 1 },
+          stored.get(partNumber),
+          driver.partSize
+        )
+      }
+      return yield* driver.completeMultipart(input)
+    }).pipe(span("completeMultipart", { key: input.key, uploadId: input.uploadId, parts: input.parts.length }))
+
+  const abortMultipart = (input: MultipartSession) =>
+    Effect.zipRight(checkKey(input.key), driver.abortMultipart(input)).pipe(
+      span("abortMultipart", { key: input.key, uploadId: input.uploadId })
+    )
+
+  return {
+    partSize: driver.partSize,
+    maxPartCount: driver.maxPartCount,
+    initMultipart,
+    putPart,
+    completeMultipart,
+    abortMultipart,
+    listMultipartUploads: driver.listMultipartUploads
+  }
+}

@@ -18,8 +18,8 @@
  *   type, metadata), `<n>.part` and `<n>.etag` per part.
  *
  * Bodies are streamed to and from disk; no object or part is held whole in
- * memory. Keys are checked (see `keyProblem`) so that none can escape the
- * root or reach the internal folders.
+ * memory. `ObjectStorage.make` checks every key (`Naming.keyProblem`), so
+ * none can escape the root or reach the internal folders.
  *
  * Within one process, writers, readers and deleters of a key take a short
  * per-key lock around the renames and the open, so an object's bytes and its
@@ -39,21 +39,8 @@ import * as Stream from "effect/Stream"
 import { createHash, randomUUID } from "node:crypto"
 import type { Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
-import { dirname, join, posix, resolve, sep } from "node:path"
-import {
-  bodyStream,
-  checkDeclaredSize,
-  checkPartNumber,
-  checkPartSequence,
-  checkStoredPart,
-  compareKeys,
-  defaultContentType,
-  guessContentType,
-  multipartETag,
-  resolveRange,
-  unquoteETag,
-  withDeclaredSize
-} from "../../internal/objectStorage.js"
+import { dirname, join, resolve, sep } from "node:path"
+import { bodyStream, compareKeys, multipartETag, resolveRange, unquoteETag } from "../../internal/objectStorage.js"
 import { uuidv7 } from "../../internal/uuidv7.js"
 import {
   appendToFile,
@@ -72,22 +59,24 @@ import {
   isStorageBackendError,
   ObjectNotFound,
   PartETagMismatch,
-  StorageBackendError,
+  type StorageBackendError,
   UploadSessionNotFound
 } from "../../schema/Errors.js"
 import type { ObjectInfo } from "../../schema/Models.js"
-import { ObjectStorage } from "../../services/ObjectStorage.js"
+import { contentTypeOf, reservedFirstSegments } from "../../schema/Naming.js"
+import * as ObjectStorage from "../../services/ObjectStorage.js"
 import type {
   CompleteMultipartInput,
+  DriverPutObjectInput,
+  DriverPutPartInput,
   GetObjectInput,
-  InitMultipartInput,
-  Multipart,
+  MultipartDriver,
   MultipartSession,
   MultipartUploadSummary,
+  ObjectStorageDriver,
   ObjectSummary,
   PartRef,
-  PutObjectInput,
-  PutPartInput
+  StoredPart
 } from "../../services/ObjectStorage.js"
 
 /**
@@ -110,30 +99,6 @@ export interface FileSystemObjectStorageOptions {
 export const defaultPartSize = 4 * 1024 * 1024
 
 /**
- * Why a key cannot name a file under the root, or `undefined` when it can.
- * Rejected: the empty key, absolute paths, NUL and backslash, keys that
- * path cleaning would change, empty, `.` and `..` segments, a first segment
- * naming an internal folder, and segments too long for a file name.
- *
- * @since 0.1.0
- * @category validation
- */
-export const keyProblem = (key: string): string | undefined => {
-  if (key.length === 0) return "the key is empty"
-  if (key.includes("\0")) return "the key contains a NUL character"
-  if (key.includes("\\")) return "the key contains a backslash"
-  if (key.startsWith("/")) return "the key is an absolute path"
-  const segments = key.split("/")
-  if (segments.some((s) => s === "" || s === "." || s === "..")) {
-    return "the key has an empty, '.' or '..' segment"
-  }
-  if (posix.normalize(key) !== key) return "the key changes under path cleaning"
-  if (internalFolders.includes(segments[0]!)) return `the key's first segment ${segments[0]} is reserved`
-  if (segments.some((s) => Buffer.byteLength(s) > 255)) return "a key segment is longer than 255 bytes"
-  return undefined
-}
-
-/**
  * Builds a backend over `root`, creating its folders.
  *
  * @since 0.1.0
@@ -141,7 +106,7 @@ export const keyProblem = (key: string): string | undefined => {
  */
 export const make = (
   options: FileSystemObjectStorageOptions
-): Effect.Effect<ObjectStorage["Type"], StorageBackendError> =>
+): Effect.Effect<ObjectStorage.ObjectStorage["Type"], StorageBackendError> =>
   Effect.gen(function*() {
     const partSize = options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize
     const paths = makePaths(resolve(options.root))
@@ -149,7 +114,7 @@ export const make = (
       for (const folder of [paths.tmp, paths.meta, paths.multipart]) await fsp.mkdir(folder, { recursive: true })
     })
     yield* recoverAfterCrash(paths, Date.now())
-    return makeBackend(paths, partSize)
+    return ObjectStorage.make(makeDriver(paths, partSize))
   })
 
 /**
@@ -159,8 +124,9 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: FileSystemObjectStorageOptions): Layer.Layer<ObjectStorage, StorageBackendError> =>
-  Layer.effect(ObjectStorage, make(options))
+export const layer = (
+  options: FileSystemObjectStorageOptions
+): Layer.Layer<ObjectStorage.ObjectStorage, StorageBackendError> => Layer.effect(ObjectStorage.ObjectStorage, make(options))
 
 /**
  * How long a temporary file may go unwritten before it counts as left by a
@@ -199,7 +165,8 @@ const recoverAfterCrash = (paths: Paths, now: number) =>
     }
   })
 
-const internalFolders: ReadonlyArray<string> = [".tmp", ".meta", ".multipart"]
+/** The backend's own folders beside the objects: the key syntax reserves their names. */
+const internalFolders = reservedFirstSegments
 
 /** Upload ids this backend makes are UUIDs; anything else cannot name a session folder safely. */
 const uploadIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -254,7 +221,7 @@ type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
 
 
-const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
+const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
   const withKeyLock = makeStripedLocks(64)
 
   const readSidecar = (key: string, size: number) =>
@@ -272,7 +239,7 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
     size: stat.size,
     lastModified: DateTime.unsafeMake(stat.mtime),
     eTag: Option.match(sidecar, { onNone: () => "", onSome: (s) => s.etag }),
-    contentType: Option.match(sidecar, { onNone: () => guessContentType(key), onSome: (s) => s.contentType }),
+    contentType: Option.match(sidecar, { onNone: () => contentTypeOf(key), onSome: (s) => s.contentType }),
     metadata: Option.match(sidecar, { onNone: () => ({}), onSome: (s) => s.metadata })
   })
 
@@ -342,84 +309,65 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       removeQuietly
     )
 
-  const putObject = <E = never>(input: PutObjectInput<E>) =>
+  const putObject = <E>(input: DriverPutObjectInput<E>) =>
+    withBodyInTempFile("putObject", bodyStream(input.body), (file) =>
+      commitObject("putObject", input.key, file.path, {
+        key: input.key,
+        etag: file.md5,
+        size: file.size,
+        contentType: input.contentType,
+        metadata: { ...input.metadata }
+      }))
+
+  const getObject = (input: GetObjectInput) =>
     Effect.gen(function*() {
-      yield* checkKey(input.key)
-      yield* checkDeclaredSize("putObject", input.size)
-      const body = withDeclaredSize(bodyStream(input.body), input.size, "putObject")
-      return yield* withBodyInTempFile("putObject", body, (file) =>
-        commitObject("putObject", input.key, file.path, {
-          key: input.key,
-          etag: file.md5,
-          size: file.size,
-          contentType: input.contentType ?? defaultContentType,
-          metadata: { ...input.metadata }
-        }))
-    }).pipe(
-      // A generic method cannot go through `Effect.fn` without losing `E`.
-      Effect.withSpan("FileSystemObjectStorage.putObject", { attributes: { key: input.key } })
-    )
+      const { handle, info } = yield* openObject("getObject", input.key)
+      const { end, start } = resolveRange(info.size, input.range)
+      if (start >= end) {
+        yield* closeQuietly(handle)
+        return { info, body: Stream.empty }
+      }
+      const body = NodeStream.fromReadable<StorageBackendError>(
+        // autoClose: the handle is closed when the stream ends or is destroyed.
+        () => handle.createReadStream({ start, end: end - 1, autoClose: true }),
+        (cause) => fsFailure("getObject", cause)
+      )
+      return { info, body }
+    })
 
-  const getObject = Effect.fn("FileSystemObjectStorage.getObject")(function*(input: GetObjectInput) {
-    yield* checkKey(input.key)
-    const { handle, info } = yield* openObject("getObject", input.key)
-    const { end, start } = resolveRange(info.size, input.range)
-    if (start >= end) {
-      yield* closeQuietly(handle)
-      return { info, body: Stream.empty }
-    }
-    const body = NodeStream.fromReadable<StorageBackendError>(
-      // autoClose: the handle is closed when the stream ends or is destroyed.
-      () => handle.createReadStream({ start, end: end - 1, autoClose: true }),
-      (cause) => fsFailure("getObject", cause)
-    )
-    return { info, body }
-  })
-
-  const statObject = Effect.fn("FileSystemObjectStorage.statObject")(function*(key: string) {
-    yield* checkKey(key)
-    return yield* withKeyLock(key)(Effect.gen(function*() {
+  const statObject = (key: string) =>
+    withKeyLock(key)(Effect.gen(function*() {
       const stat = yield* statFile("statObject", key)
       return infoOf(key, stat, yield* readSidecar(key, stat.size))
     }))
-  })
 
-  const deleteObject = Effect.fn("FileSystemObjectStorage.deleteObject")(function*(key: string) {
-    yield* checkKey(key)
-    yield* withKeyLock(key)(fsCall("deleteObject", async () => {
-      await ifExists(fsp.unlink(paths.sidecar(key)))
-      const stat = await ifExists(fsp.lstat(paths.object(key)))
-      // A folder of other keys is not an object: leave it alone.
-      if (stat?.isFile()) await ifExists(fsp.unlink(paths.object(key)))
-    }))
-    yield* fsCall("deleteObject", async () => {
-      await removeEmptyParents(dirname(paths.object(key)), paths.root)
-    })
-  })
-
-  const deleteObjects = Effect.fn("FileSystemObjectStorage.deleteObjects")(function*(keys: Iterable<string>) {
-    const all = [...keys]
-    yield* Effect.forEach(all, checkKey, { discard: true })
-    yield* Effect.forEach(all, deleteObject, { discard: true, concurrency: 8 })
-  })
-
-  const copyObject = Effect.fn("FileSystemObjectStorage.copyObject")(function*(from: string, to: string) {
-    yield* checkKey(from)
-    yield* checkKey(to)
-    const source = yield* openObject("copyObject", from)
-    const bytes = NodeStream.fromReadable<StorageBackendError>(
-      () => source.handle.createReadStream({ autoClose: true }),
-      (cause) => fsFailure("copyObject", cause)
+  const deleteObject = (key: string) =>
+    Effect.zipRight(
+      withKeyLock(key)(fsCall("deleteObject", async () => {
+        await ifExists(fsp.unlink(paths.sidecar(key)))
+        const stat = await ifExists(fsp.lstat(paths.object(key)))
+        // A folder of other keys is not an object: leave it alone.
+        if (stat?.isFile()) await ifExists(fsp.unlink(paths.object(key)))
+      })),
+      fsCall("deleteObject", () => removeEmptyParents(dirname(paths.object(key)), paths.root))
     )
-    return yield* withBodyInTempFile("copyObject", bytes, (file) =>
-      commitObject("copyObject", to, file.path, {
-        key: to,
-        etag: file.md5,
-        size: file.size,
-        contentType: source.info.contentType,
-        metadata: source.info.metadata
-      })).pipe(Effect.ensuring(closeQuietly(source.handle)))
-  })
+
+  const copyObject = (from: string, to: string) =>
+    Effect.gen(function*() {
+      const source = yield* openObject("copyObject", from)
+      const bytes = NodeStream.fromReadable<StorageBackendError>(
+        () => source.handle.createReadStream({ autoClose: true }),
+        (cause) => fsFailure("copyObject", cause)
+      )
+      return yield* withBodyInTempFile("copyObject", bytes, (file) =>
+        commitObject("copyObject", to, file.path, {
+          key: to,
+          etag: file.md5,
+          size: file.size,
+          contentType: source.info.contentType,
+          metadata: source.info.metadata
+        })).pipe(Effect.ensuring(closeQuietly(source.handle)))
+    })
 
   const summaryOf = (key: string) =>
     Effect.gen(function*() {
@@ -468,51 +416,42 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
         : Effect.fail(sessionNotFound(uploadId)))
 
   /**
-   * Takes a session folder away from `.multipart` in one rename, so that
+   * Takes a session folder aside from `.multipart` in one rename, so that
    * exactly one completer or aborter wins, even across processes. Answers
    * where it went, or `undefined` when someone else took it first.
    */
-  const claimSession = (operation: string, uploadId: string) =>
+  const takeSessionAside = (operation: string, uploadId: string) =>
     fsCall(operation, async () => {
-      const claimed = join(paths.tmp, `${uploadId}.${randomUUID()}.closing`)
-      return (await renameIfPresent(paths.session(uploadId), claimed)) ? claimed : undefined
+      const aside = join(paths.tmp, `${uploadId}.${randomUUID()}.closing`)
+      return (await renameIfPresent(paths.session(uploadId), aside)) ? aside : undefined
     })
 
-  const initMultipart = Effect.fn("FileSystemObjectStorage.initMultipart")(function*(input: InitMultipartInput) {
-    yield* checkKey(input.key)
-    const uploadId = yield* uuidv7
-    const manifest: Manifest = {
-      key: input.key,
-      contentType: input.contentType ?? defaultContentType,
-      metadata: { ...input.metadata },
-      initiated: Date.now()
-    }
-    // Built aside and renamed in, so a session folder always has its manifest.
-    const staging = paths.temp()
-    yield* fsCall("initMultipart", async () => {
-      await fsp.mkdir(staging)
-      await fsp.writeFile(join(staging, "manifest.json"), JSON.stringify(manifest))
-      await fsp.rename(staging, paths.session(uploadId))
-    }).pipe(Effect.onError(() => removeQuietly(staging)))
-    return { key: input.key, uploadId }
-  })
-
-  const putPart = <E = never>(input: PutPartInput<E>) =>
+  const initMultipart: MultipartDriver["initMultipart"] = (input) =>
     Effect.gen(function*() {
-      yield* checkKey(input.key)
-      yield* checkPartNumber(input.partNumber, 0)
-      yield* checkDeclaredSize("putPart", input.size)
-      yield* openSession(input.uploadId, input.key)
-      const body = withDeclaredSize(bodyStream(input.body), input.size, "putPart")
-      return yield* withBodyInTempFile("putPart", body, (file) =>
+      const uploadId = yield* uuidv7
+      const manifest: Manifest = {
+        key: input.key,
+        contentType: input.contentType,
+        metadata: { ...input.metadata },
+        initiated: Date.now()
+      }
+      // Built aside and renamed in, so a session folder always has its manifest.
+      const staging = paths.temp()
+      yield* fsCall("initMultipart", async () => {
+        await fsp.mkdir(staging)
+        await fsp.writeFile(join(staging, "manifest.json"), JSON.stringify(manifest))
+        await fsp.rename(staging, paths.session(uploadId))
+      }).pipe(Effect.onError(() => removeQuietly(staging)))
+      return { key: input.key, uploadId }
+    })
+
+  const putPart = <E>(input: DriverPutPartInput<E>) =>
+    Effect.zipRight(
+      openSession(input.uploadId, input.key),
+      withBodyInTempFile("putPart", bodyStream(input.body), (file) =>
         storePart(input.uploadId, input.partNumber, file.path, file.md5).pipe(
           Effect.as({ partNumber: input.partNumber, etag: file.md5, size: file.size })
         ))
-    }).pipe(
-      // A generic method cannot go through `Effect.fn` without losing `E`.
-      Effect.withSpan("FileSystemObjectStorage.putPart", {
-        attributes: { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber }
-      })
     )
 
   /**
@@ -532,33 +471,36 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       removeQuietly
     )
 
-  /** The stored parts a manifest names, after the existence, size and ETag checks. */
-  const checkStoredParts = (uploadId: string, parts: ReadonlyArray<PartRef>) =>
-    Effect.forEach(parts, ({ etag, partNumber }, index) =>
-      Effect.gen(function*() {
-        const folder = paths.session(uploadId)
-        const stored = yield* fsCall("completeMultipart", async () => {
-          const stat = await ifExists(fsp.stat(join(folder, `${partNumber}.part`)))
-          const storedETag = await ifExists(fsp.readFile(join(folder, `${partNumber}.etag`), "utf8"))
-          return stat === undefined || storedETag === undefined ? undefined : { size: stat.size, etag: storedETag }
-        })
-        yield* checkStoredPart({ partNumber, etag, isLast: index === parts.length - 1 }, stored, partSize)
-        return join(folder, `${partNumber}.part`)
-      }))
+  /** Every part stored in an open session, with its size and ETag. */
+  const storedParts = (input: MultipartSession) =>
+    Effect.zipRight(
+      openSession(input.uploadId, input.key),
+      fsCall("completeMultipart", async () => {
+        const folder = paths.session(input.uploadId)
+        const parts = new Map<number, StoredPart>()
+        for (const name of (await ifExists(fsp.readdir(folder))) ?? []) {
+          const match = /^(\d+)\.part$/.exec(name)
+          if (match === null) continue
+          const stat = await ifExists(fsp.stat(join(folder, name)))
+          const etag = await ifExists(fsp.readFile(join(folder, `${match[1]}.etag`), "utf8"))
+          if (stat !== undefined && etag !== undefined) parts.set(Number(match[1]), { size: stat.size, etag })
+        }
+        return parts
+      })
+    )
 
   /**
    * Streams the parts, in order, into a new file, checking each part's MD5
    * against its ETag on the way: a part replaced after the checks is caught.
    */
-  const assembleParts = (path: string, partPaths: ReadonlyArray<string>, parts: ReadonlyArray<PartRef>) =>
+  const assembleParts = (path: string, uploadId: string, parts: ReadonlyArray<PartRef>) =>
     Effect.acquireUseRelease(
       fsCall("completeMultipart", () => fsp.open(path, "wx")),
       (handle) =>
         Effect.gen(function*() {
-          for (const [index, partPath] of partPaths.entries()) {
-            const { etag, partNumber } = parts[index]!
+          for (const { etag, partNumber } of parts) {
             const hash = createHash("md5")
-            const bytes = fileStream("completeMultipart", partPath)
+            const bytes = fileStream("completeMultipart", join(paths.session(uploadId), `${partNumber}.part`))
             yield* appendToFile("completeMultipart", handle, bytes, (b) => hash.update(b))
             if (hash.digest("hex") !== unquoteETag(etag)) {
               return yield* new PartETagMismatch({ message: `part ${partNumber} changed during completion` })
@@ -571,44 +513,42 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       closeQuietly
     )
 
-  const completeMultipart = Effect.fn("FileSystemObjectStorage.completeMultipart")(function*(input: CompleteMultipartInput) {
-    yield* checkKey(input.key)
-    const manifest = yield* openSession(input.uploadId, input.key)
-    yield* checkPartSequence(input.parts)
-    const partPaths = yield* checkStoredParts(input.uploadId, input.parts)
-    return yield* Effect.acquireUseRelease(
-      Effect.sync(paths.temp),
-      (assembled) =>
-        Effect.gen(function*() {
-          const size = yield* assembleParts(assembled, partPaths, input.parts)
-          const claimed = yield* claimSession("completeMultipart", input.uploadId)
-          if (claimed === undefined) return yield* sessionNotFound(input.uploadId)
-          const sidecar: Sidecar = {
-            key: input.key,
-            etag: multipartETag(input.parts.map((part) => unquoteETag(part.etag))),
-            size,
-            contentType: manifest.contentType,
-            metadata: manifest.metadata
-          }
-          const info = yield* commitObject("completeMultipart", input.key, assembled, sidecar).pipe(
-            // Put the session back so the caller may retry.
-            Effect.onError(() => ignoreFailure(fsp.rename(claimed, paths.session(input.uploadId))))
-          )
-          yield* removeQuietly(claimed)
-          return info
-        }),
-      removeQuietly
-    )
-  })
+  const completeMultipart = (input: CompleteMultipartInput) =>
+    Effect.gen(function*() {
+      const manifest = yield* openSession(input.uploadId, input.key)
+      return yield* Effect.acquireUseRelease(
+        Effect.sync(paths.temp),
+        (assembled) =>
+          Effect.gen(function*() {
+            const size = yield* assembleParts(assembled, input.uploadId, input.parts)
+            const aside = yield* takeSessionAside("completeMultipart", input.uploadId)
+            if (aside === undefined) return yield* sessionNotFound(input.uploadId)
+            const sidecar: Sidecar = {
+              key: input.key,
+              etag: multipartETag(input.parts.map((part) => unquoteETag(part.etag))),
+              size,
+              contentType: manifest.contentType,
+              metadata: manifest.metadata
+            }
+            const info = yield* commitObject("completeMultipart", input.key, assembled, sidecar).pipe(
+              // Put the session back so the caller may retry.
+              Effect.onError(() => ignoreFailure(fsp.rename(aside, paths.session(input.uploadId))))
+            )
+            yield* removeQuietly(aside)
+            return info
+          }),
+        removeQuietly
+      )
+    })
 
-  const abortMultipart = Effect.fn("FileSystemObjectStorage.abortMultipart")(function*(input: MultipartSession) {
-    yield* checkKey(input.key)
-    const manifest = yield* readManifest(input.uploadId)
-    // Unknown, closed or someone else's session: nothing to abort.
-    if (Option.isNone(manifest) || manifest.value.key !== input.key) return
-    const claimed = yield* claimSession("abortMultipart", input.uploadId)
-    if (claimed !== undefined) yield* removeQuietly(claimed)
-  })
+  const abortMultipart = (input: MultipartSession) =>
+    Effect.gen(function*() {
+      const manifest = yield* readManifest(input.uploadId)
+      // Unknown, closed or someone else's session: nothing to abort.
+      if (Option.isNone(manifest) || manifest.value.key !== input.key) return
+      const aside = yield* takeSessionAside("abortMultipart", input.uploadId)
+      if (aside !== undefined) yield* removeQuietly(aside)
+    })
 
   const listMultipartUploads = (prefix = ""): Stream.Stream<MultipartUploadSummary, StorageBackendError> =>
     Stream.unwrap(Effect.gen(function*() {
@@ -628,32 +568,26 @@ const makeBackend = (paths: Paths, partSize: number): ObjectStorage["Type"] => {
       return Stream.fromIterable(sessions)
     }))
 
-  const multipart: Multipart = {
-    partSize,
-    maxPartCount: 0,
-    initMultipart,
-    putPart,
-    completeMultipart,
-    abortMultipart,
-    listMultipartUploads
-  }
-
   return {
     name: "filesystem",
     putObject,
     getObject,
     statObject,
     deleteObject,
-    deleteObjects,
+    deleteObjects: (keys) => Effect.forEach(keys, deleteObject, { discard: true, concurrency: 8 }),
     copyObject,
     listObjects,
-    multipart: Option.some(multipart)
+    multipart: Option.some<MultipartDriver>({
+      partSize,
+      maxPartCount: 0,
+      initMultipart,
+      putPart,
+      storedParts,
+      completeMultipart,
+      abortMultipart,
+      listMultipartUploads
+    })
   }
-}
-
-const checkKey = (key: string): Effect.Effect<void, InvalidObjectKey> => {
-  const problem = keyProblem(key)
-  return problem === undefined ? Effect.void : Effect.fail(new InvalidObjectKey({ key, message: problem }))
 }
 
 interface ListingEntry {

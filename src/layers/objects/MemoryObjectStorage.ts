@@ -14,35 +14,22 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import {
-  bodyStream,
-  checkDeclaredSize,
-  checkKeyNotEmpty,
-  checkPartNumber,
-  checkPartSequence,
-  checkStoredPart,
-  compareKeys,
-  concatChunks,
-  defaultContentType,
-  md5Hex,
-  multipartETag,
-  resolveRange,
-  withDeclaredSize
-} from "../../internal/objectStorage.js"
+import { compareKeys, concatChunks, md5Hex, multipartETag, resolveRange } from "../../internal/objectStorage.js"
 import { uuidv7 } from "../../internal/uuidv7.js"
-import { ObjectNotFound, UploadSessionNotFound } from "../../schema/Errors.js"
+import { ObjectNotFound, type StorageBackendError, UploadSessionNotFound } from "../../schema/Errors.js"
 import type { ObjectInfo } from "../../schema/Models.js"
-import { ObjectStorage } from "../../services/ObjectStorage.js"
+import * as ObjectStorage from "../../services/ObjectStorage.js"
 import type {
-  Body,
   CompleteMultipartInput,
-  InitMultipartInput,
-  Multipart,
+  DriverBody,
+  DriverPutObjectInput,
+  DriverPutPartInput,
+  GetObjectInput,
+  MultipartDriver,
   MultipartSession,
   MultipartUploadSummary,
-  ObjectSummary,
-  PutObjectInput,
-  PutPartInput
+  ObjectStorageDriver,
+  ObjectSummary
 } from "../../services/ObjectStorage.js"
 
 /**
@@ -68,9 +55,11 @@ export const defaultPartSize = 64 * 1024
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: MemoryObjectStorageOptions = {}): Effect.Effect<ObjectStorage["Type"]> =>
+export const make = (options: MemoryObjectStorageOptions = {}): Effect.Effect<ObjectStorage.ObjectStorage["Type"]> =>
   Effect.sync(() =>
-    makeStore(options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize)
+    ObjectStorage.make(
+      makeDriver(options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize)
+    )
   )
 
 /**
@@ -79,8 +68,8 @@ export const make = (options: MemoryObjectStorageOptions = {}): Effect.Effect<Ob
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: MemoryObjectStorageOptions): Layer.Layer<ObjectStorage> =>
-  Layer.effect(ObjectStorage, make(options))
+export const layer = (options?: MemoryObjectStorageOptions): Layer.Layer<ObjectStorage.ObjectStorage> =>
+  Layer.effect(ObjectStorage.ObjectStorage, make(options))
 
 // ---- internal ----
 
@@ -105,7 +94,7 @@ interface Session {
 /** Bytes handed out in chunks of this size, as a real backend would stream them. */
 const readChunkSize = 64 * 1024
 
-const makeStore = (partSize: number): ObjectStorage["Type"] => {
+const makeDriver = (partSize: number): ObjectStorageDriver => {
   // Plain maps are safe here: JavaScript runs one fiber step at a time, and
   // every read-modify-write below happens inside a single `Effect.sync`, so
   // no other fiber can observe or interleave with a half-done update.
@@ -138,53 +127,19 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
       return info
     })
 
-  const putObject = <E = never>(input: PutObjectInput<E>) =>
-    Effect.gen(function*() {
-      yield* checkKeyNotEmpty(input.key)
-      const bytes = yield* collectBody(input.body, input.size, "putObject")
-      return yield* store(
-        input.key,
-        bytes,
-        md5Hex(bytes),
-        input.contentType ?? defaultContentType,
-        input.metadata ?? {}
-      )
-    }).pipe(
-      // A generic method cannot go through `Effect.fn` without losing `E`.
-      Effect.withSpan("MemoryObjectStorage.putObject", { attributes: { key: input.key } })
+  const putObject = <E>(input: DriverPutObjectInput<E>) =>
+    Effect.flatMap(
+      collectBody(input.body),
+      (bytes) => store(input.key, bytes, md5Hex(bytes), input.contentType, input.metadata)
     )
 
-  const getObject = Effect.fn("MemoryObjectStorage.getObject")(function*(input: {
-    readonly key: string
-    readonly range?: { readonly start: number; readonly end?: number | undefined } | undefined
-  }) {
-    yield* checkKeyNotEmpty(input.key)
-    const found = yield* findObject(input.key)
-    const { start, end } = resolveRange(found.bytes.byteLength, input.range)
-    return { info: found.info, body: chunked(found.bytes, start, end) }
-  })
+  const getObject = (input: GetObjectInput) =>
+    Effect.map(findObject(input.key), (found) => {
+      const { end, start } = resolveRange(found.bytes.byteLength, input.range)
+      return { info: found.info, body: chunked(found.bytes, start, end) }
+    })
 
-  const statObject = Effect.fn("MemoryObjectStorage.statObject")(function*(key: string) {
-    yield* checkKeyNotEmpty(key)
-    return (yield* findObject(key)).info
-  })
-
-  const deleteObject = Effect.fn("MemoryObjectStorage.deleteObject")(function*(key: string) {
-    yield* checkKeyNotEmpty(key)
-    objects.delete(key)
-  })
-
-  const deleteObjects = Effect.fn("MemoryObjectStorage.deleteObjects")(function*(keys: Iterable<string>) {
-    for (const key of keys) yield* deleteObject(key)
-  })
-
-  const copyObject = Effect.fn("MemoryObjectStorage.copyObject")(function*(from: string, to: string) {
-    yield* checkKeyNotEmpty(from)
-    yield* checkKeyNotEmpty(to)
-    const source = yield* findObject(from)
-    // A copy is a new single-part object: its ETag is its MD5, as on S3.
-    return yield* store(to, source.bytes, md5Hex(source.bytes), source.info.contentType, source.info.metadata)
-  })
+  const deleteObject = (key: string) => Effect.sync(() => void objects.delete(key))
 
   const listObjects = (prefix = ""): Stream.Stream<ObjectSummary> =>
     Stream.suspend(() =>
@@ -209,123 +164,93 @@ const makeStore = (partSize: number): ObjectStorage["Type"] => {
         : Effect.succeed(session)
     })
 
-  const initMultipart = Effect.fn("MemoryObjectStorage.initMultipart")(function*(input: InitMultipartInput) {
-    yield* checkKeyNotEmpty(input.key)
-    const uploadId = yield* uuidv7
-    const initiated = yield* DateTime.now
-    sessions.set(uploadId, {
-      key: input.key,
-      contentType: input.contentType ?? defaultContentType,
-      metadata: { ...input.metadata },
-      initiated,
-      parts: new Map()
-    })
-    return { key: input.key, uploadId }
-  })
-
-  const putPart = <E = never>(input: PutPartInput<E>) =>
-    Effect.gen(function*() {
-      yield* checkKeyNotEmpty(input.key)
-      yield* checkPartNumber(input.partNumber, 0)
-      yield* openSession(input.uploadId, input.key)
-      const bytes = yield* collectBody(input.body, input.size, "putPart")
-      // Looked up again: the session may have closed while the body arrived.
-      const session = yield* openSession(input.uploadId, input.key)
-      const etag = md5Hex(bytes)
-      session.parts.set(input.partNumber, { bytes, etag })
-      return { partNumber: input.partNumber, etag, size: bytes.byteLength }
-    }).pipe(
-      Effect.withSpan("MemoryObjectStorage.putPart", {
-        attributes: { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber }
-      })
-    )
-
-  const completeMultipart = Effect.fn("MemoryObjectStorage.completeMultipart")(function*(input: CompleteMultipartInput) {
-    yield* checkKeyNotEmpty(input.key)
-    const session = yield* openSession(input.uploadId, input.key)
-    yield* checkPartSequence(input.parts)
-    const stored = yield* checkStoredParts(session, input.parts, partSize)
-    sessions.delete(input.uploadId)
-    const bytes = concatChunks(Chunk.unsafeFromArray(stored.map((part) => part.bytes)))
-    return yield* store(
-      input.key,
-      bytes,
-      multipartETag(stored.map((part) => part.etag)),
-      session.contentType,
-      session.metadata
-    )
-  })
-
-  const abortMultipart = Effect.fn("MemoryObjectStorage.abortMultipart")(function*(input: MultipartSession) {
-    yield* checkKeyNotEmpty(input.key)
-    if (sessions.get(input.uploadId)?.key === input.key) sessions.delete(input.uploadId)
-  })
-
-  const listMultipartUploads = (prefix = ""): Stream.Stream<MultipartUploadSummary> =>
-    Stream.suspend(() =>
-      Stream.fromIterable(
-        [...sessions.entries()]
-          .filter(([, session]) => session.key.startsWith(prefix))
-          .map(([uploadId, session]): MultipartUploadSummary => ({
-            key: session.key,
-            uploadId,
-            initiated: session.initiated
-          }))
-          .sort((a, b) => compareKeys(a.key, b.key) || compareKeys(a.uploadId, b.uploadId))
-      )
-    )
-
-  const multipart: Multipart = {
+  const multipart: MultipartDriver = {
     partSize,
     maxPartCount: 0,
-    initMultipart,
-    putPart,
-    completeMultipart,
-    abortMultipart,
-    listMultipartUploads
+    initMultipart: (input) =>
+      Effect.gen(function*() {
+        const uploadId = yield* uuidv7
+        const initiated = yield* DateTime.now
+        sessions.set(uploadId, {
+          key: input.key,
+          contentType: input.contentType,
+          metadata: { ...input.metadata },
+          initiated,
+          parts: new Map()
+        })
+        return { key: input.key, uploadId }
+      }),
+    putPart: <E>(input: DriverPutPartInput<E>) =>
+      Effect.gen(function*() {
+        yield* openSession(input.uploadId, input.key)
+        const bytes = yield* collectBody(input.body)
+        // Looked up again: the session may have closed while the body arrived.
+        const session = yield* openSession(input.uploadId, input.key)
+        const etag = md5Hex(bytes)
+        session.parts.set(input.partNumber, { bytes, etag })
+        return { partNumber: input.partNumber, etag, size: bytes.byteLength }
+      }),
+    storedParts: (input) =>
+      Effect.map(
+        openSession(input.uploadId, input.key),
+        (session) =>
+          new Map([...session.parts].map(([n, part]) => [n, { etag: part.etag, size: part.bytes.byteLength }]))
+      ),
+    completeMultipart: (input: CompleteMultipartInput) =>
+      Effect.gen(function*() {
+        const session = yield* openSession(input.uploadId, input.key)
+        const stored = input.parts.map(({ partNumber }) => session.parts.get(partNumber)!)
+        sessions.delete(input.uploadId)
+        const bytes = concatChunks(Chunk.unsafeFromArray(stored.map((part) => part.bytes)))
+        return yield* store(
+          input.key,
+          bytes,
+          multipartETag(stored.map((part) => part.etag)),
+          session.contentType,
+          session.metadata
+        )
+      }),
+    abortMultipart: (input: MultipartSession) =>
+      Effect.sync(() => {
+        if (sessions.get(input.uploadId)?.key === input.key) sessions.delete(input.uploadId)
+      }),
+    listMultipartUploads: (prefix = ""): Stream.Stream<MultipartUploadSummary> =>
+      Stream.suspend(() =>
+        Stream.fromIterable(
+          [...sessions.entries()]
+            .filter(([, session]) => session.key.startsWith(prefix))
+            .map(([uploadId, session]): MultipartUploadSummary => ({
+              key: session.key,
+              uploadId,
+              initiated: session.initiated
+            }))
+            .sort((a, b) => compareKeys(a.key, b.key) || compareKeys(a.uploadId, b.uploadId))
+        )
+      )
   }
 
   return {
     name: "memory",
     putObject,
     getObject,
-    statObject,
+    statObject: (key) => Effect.map(findObject(key), (found) => found.info),
     deleteObject,
-    deleteObjects,
-    copyObject,
+    deleteObjects: (keys) => Effect.forEach(keys, deleteObject, { discard: true }),
+    copyObject: (from, to) =>
+      Effect.flatMap(findObject(from), (source) =>
+        // A copy is a new single-part object: its ETag is its MD5, as on S3.
+        store(to, source.bytes, md5Hex(source.bytes), source.info.contentType, source.info.metadata)),
     listObjects,
     multipart: Option.some(multipart)
   }
 }
 
-/** The whole body in one buffer of its own (a given buffer is copied, so the caller may reuse it). */
-const collectBody = <E>(body: Body<E>, size: number | undefined, operation: string) =>
-  Effect.gen(function*() {
-    yield* checkDeclaredSize(operation, size)
-    const chunks = yield* Stream.runCollect(withDeclaredSize(bodyStream(body), size, operation))
-    const bytes = concatChunks(chunks)
-    return bytes === body ? Uint8Array.from(bytes) : bytes
-  })
-
-/** The stored parts named by a manifest, after the size and ETag checks of the contract. */
-const checkStoredParts = (
-  session: Session,
-  parts: ReadonlyArray<{ readonly partNumber: number; readonly etag: string }>,
-  partSize: number
-) =>
-  Effect.gen(function*() {
-    const stored: Array<StoredPart> = []
-    for (const [index, { etag, partNumber }] of parts.entries()) {
-      const part = session.parts.get(partNumber)
-      yield* checkStoredPart(
-        { partNumber, etag, isLast: index === parts.length - 1 },
-        part === undefined ? undefined : { size: part.bytes.byteLength, etag: part.etag },
-        partSize
-      )
-      stored.push(part!)
-    }
-    return stored
-  })
+/** The whole body in one buffer of its own (a single given buffer is copied, so the caller may reuse it). */
+const collectBody = <E>(body: DriverBody<E>): Effect.Effect<Uint8Array, E | StorageBackendError> =>
+  body instanceof Uint8Array
+    ? Effect.sync(() => Uint8Array.from(body))
+    : Effect.map(Stream.runCollect(body), (chunks) =>
+      chunks.length === 1 ? Uint8Array.from(Chunk.unsafeHead(chunks)) : concatChunks(chunks))
 
 /** A stream of copies of `bytes[start, end)`, in read-sized chunks, copied only as they are pulled. */
 const chunked = (bytes: Uint8Array, start: number, end: number): Stream.Stream<Uint8Array> =>

@@ -20,25 +20,7 @@
  *
  * @since 0.1.0
  */
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  ListPartsCommand,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  UploadPartCommand
-} from "@aws-sdk/client-s3"
+import type * as S3 from "@aws-sdk/client-s3"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -54,18 +36,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Readable } from "node:stream"
 import { removeQuietly, writeNewFile } from "../../internal/files.js"
+import { unquoteETag } from "../../internal/objectStorage.js"
+import { importOptional } from "../../internal/optionalPeer.js"
 import {
-  checkDeclaredSize,
-  checkPartNumber,
-  checkPartSequence,
-  checkStoredPart,
-  defaultContentType,
-  sizeMismatch,
-  unquoteETag,
-  withDeclaredSize
-} from "../../internal/objectStorage.js"
-import {
-  InvalidObjectKey,
+  type DriverNotInstalled,
   isStorageBackendError,
   ObjectNotFound,
   PartETagMismatch,
@@ -75,20 +49,21 @@ import {
   UploadSessionNotFound
 } from "../../schema/Errors.js"
 import type { ObjectInfo } from "../../schema/Models.js"
-import { ObjectStorage } from "../../services/ObjectStorage.js"
+import { defaultContentType } from "../../schema/Naming.js"
+import * as ObjectStorage from "../../services/ObjectStorage.js"
 import type {
-  Body,
   CompleteMultipartInput,
+  DriverBody,
+  DriverPutObjectInput,
+  DriverPutPartInput,
   GetObjectInput,
-  InitMultipartInput,
-  Multipart,
+  MultipartDriver,
   MultipartSession,
   MultipartUploadSummary,
+  ObjectStorageDriver,
   ObjectSummary,
   PartInfo,
-  PartRef,
-  PutObjectInput,
-  PutPartInput
+  StoredPart
 } from "../../services/ObjectStorage.js"
 
 /**
@@ -158,10 +133,11 @@ export const maxSingleUploadSize = 5 * 1024 * 1024 * 1024
  */
 export const make = (
   options: S3ObjectStorageOptions
-): Effect.Effect<ObjectStorage["Type"], StorageBackendError, Scope.Scope> =>
+): Effect.Effect<ObjectStorage.ObjectStorage["Type"], StorageBackendError | DriverNotInstalled, Scope.Scope> =>
   Effect.gen(function*() {
+    const sdk = yield* loadSdk
     const client = yield* Effect.acquireRelease(
-      Effect.sync(() => makeClient(options)),
+      Effect.sync(() => makeClient(sdk, options)),
       (client) => Effect.sync(() => client.destroy())
     )
     const requested = options.partSize !== undefined && options.partSize > 0 ? options.partSize : defaultPartSize
@@ -170,14 +146,15 @@ export const make = (
         `S3ObjectStorage: part size ${requested} is below S3's minimum; using ${minimumPartSize}`
       )
     }
-    const backend = makeBackend({
+    const backend = makeDriver({
+      sdk,
       client,
       bucket: options.bucket,
       partSize: Math.max(requested, minimumPartSize),
       spoolDirectory: options.spoolDirectory ?? tmpdir()
     })
     if (options.createBucket === true) yield* backend.ensureBucket
-    return backend.service
+    return ObjectStorage.make(backend.driver)
   })
 
 /**
@@ -186,13 +163,25 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: S3ObjectStorageOptions): Layer.Layer<ObjectStorage, StorageBackendError> =>
-  Layer.scoped(ObjectStorage, make(options))
+export const layer = (
+  options: S3ObjectStorageOptions
+): Layer.Layer<ObjectStorage.ObjectStorage, StorageBackendError | DriverNotInstalled> =>
+  Layer.scoped(ObjectStorage.ObjectStorage, make(options))
 
 // ---- internal ----
 
-const makeClient = (options: S3ObjectStorageOptions): S3Client => {
-  const config: S3ClientConfig = {
+type Sdk = typeof S3
+
+/** The AWS SDK, an optional peer dependency: loaded only when an S3 backend is built. */
+const loadSdk: Effect.Effect<Sdk, DriverNotInstalled> = importOptional(
+  "@aws-sdk/client-s3",
+  "3.1175.0",
+  "The S3 backend",
+  () => import("@aws-sdk/client-s3")
+)
+
+const makeClient = (sdk: Sdk, options: S3ObjectStorageOptions): S3.S3Client => {
+  const config: S3.S3ClientConfig = {
     // The SDK's default ("when supported") sends streamed bodies as
     // aws-chunked with a trailing checksum, which Ceph (411) and Swift (501)
     // refuse. Checksums are then sent only where S3 requires one.
@@ -209,7 +198,7 @@ const makeClient = (options: S3ObjectStorageOptions): S3Client => {
       ? { accessKeyId, secretAccessKey }
       : { accessKeyId, secretAccessKey, sessionToken }
   }
-  const client = new S3Client(config)
+  const client = new sdk.S3Client(config)
   addDeleteObjectsContentMd5(client)
   return client
 }
@@ -219,7 +208,7 @@ const makeClient = (options: S3ObjectStorageOptions): S3Client => {
  * no longer sends (it sends a CRC32 checksum instead). Added after
  * serialisation and before signing, so the header is signed too.
  */
-const addDeleteObjectsContentMd5 = (client: S3Client) =>
+const addDeleteObjectsContentMd5 = (client: S3.S3Client) =>
   client.middlewareStack.add(
     (next, context) => (args) => {
       const request = args.request as { headers?: Record<string, string>; body?: unknown }
@@ -323,14 +312,15 @@ const neverAborted = new AbortController().signal
 const uploadSignal = (interrupted: AbortSignal, payload: Payload) => AbortSignal.any([interrupted, payload.failed])
 
 interface BackendConfig {
-  readonly client: S3Client
+  readonly sdk: Sdk
+  readonly client: S3.S3Client
   readonly bucket: string
   readonly partSize: number
   readonly spoolDirectory: string
 }
 
 
-const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig) => {
+const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendConfig) => {
   /**
    * One SDK call: interruption aborts the request; `refine` turns the S3
    * codes an operation knows into its typed errors, the rest become
@@ -353,7 +343,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     new StorageBackendError({ operation, reason: "bucket_not_found", message: `${operation}: no bucket ${bucket}` })
 
   const bucketExists = (operation: string) =>
-    call(operation, (abortSignal) => client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
+    call(operation, (abortSignal) => client.send(new sdk.HeadBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
       Effect.as(true),
       Effect.catchIf(causedByStatus(404), () => Effect.succeed(false))
     )
@@ -361,7 +351,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
   const ensureBucket = Effect.gen(function*() {
     if (yield* bucketExists("createBucket")) return
     yield* call("createBucket", (abortSignal) =>
-      client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
+      client.send(new sdk.CreateBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
         Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void)
       )
   })
@@ -371,7 +361,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
    * only on that 404 is the bucket asked about, to tell them apart.
    */
   const headObject = (operation: string, key: string) =>
-    call(operation, (abortSignal) => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+    call(operation, (abortSignal) => client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
       .pipe(
         Effect.catchIf(causedByStatus(404), () =>
           Effect.flatMap(bucketExists(operation), (exists) =>
@@ -434,28 +424,22 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
       removeQuietly
     )
 
-  /** The body in the form the SDK needs, its length known and checked against `size`. */
+  /** The body in the form the SDK needs, its length known (`make` checked it against `size`). */
   const withPayload = <E, A, E2>(
     operation: string,
-    body: Body<E>,
+    body: DriverBody<E>,
     size: number | undefined,
     use: (payload: Payload) => Effect.Effect<A, E2>
-  ): Effect.Effect<A, E | E2 | StorageBackendError> => {
-    if (body instanceof Uint8Array) {
-      return size !== undefined && size !== body.byteLength
-        ? Effect.fail(sizeMismatch(operation, size, String(body.byteLength)))
-        : use({ body, length: body.byteLength, failed: neverAborted })
-    }
-    return size === undefined
+  ): Effect.Effect<A, E | E2 | StorageBackendError> =>
+    body instanceof Uint8Array
+      ? use({ body, length: body.byteLength, failed: neverAborted })
+      : size === undefined
       ? withSpooledBody(operation, body, use)
-      : withStreamedBody(withDeclaredSize(body, size, operation), size, use)
-  }
+      : withStreamedBody(body, size, use)
 
-  const putObject = <E = never>(input: PutObjectInput<E>) =>
+  const putObject = <E>(input: DriverPutObjectInput<E>) =>
     Effect.gen(function*() {
-      yield* checkKey(input.key)
-      yield* checkDeclaredSize("putObject", input.size)
-      const contentType = input.contentType ?? defaultContentType
+      const { contentType } = input
       const metadata = { ...input.metadata }
       const sent = yield* withPayload("putObject", input.body, input.size, (payload) =>
         payload.length > maxSingleUploadSize
@@ -468,7 +452,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
           )
           : call("putObject", (abortSignal) =>
             client.send(
-              new PutObjectCommand({
+              new sdk.PutObjectCommand({
                 Bucket: bucket,
                 Key: input.key,
                 Body: payload.body,
@@ -481,22 +465,18 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
       // PutObject answers no date; the time of its answer stands in for it.
       const lastModified = yield* DateTime.now
       return { key: input.key, size: sent.size, eTag: sent.eTag, contentType, lastModified, metadata }
-    }).pipe(
-      // A generic method cannot go through `Effect.fn` without losing `E`.
-      Effect.withSpan("S3ObjectStorage.putObject", { attributes: { key: input.key } })
-    )
+    })
 
   /** An empty read: the range starts at or past the end (S3 answers 416 to that). */
   const emptyRead = (key: string) =>
     Effect.map(headObject("getObject", key), (info) => ({ info, body: Stream.empty }))
 
-  const getObject = Effect.fn("S3ObjectStorage.getObject")(function*(input: GetObjectInput) {
-    yield* checkKey(input.key)
+  const getObject = Effect.fnUntraced(function*(input: GetObjectInput) {
     const range = input.range === undefined ? undefined : `bytes=${input.range.start}-${input.range.end ?? ""}`
     return yield* call(
       "getObject",
       (abortSignal) =>
-        client.send(new GetObjectCommand({ Bucket: bucket, Key: input.key, Range: range }), { abortSignal }),
+        client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: input.key, Range: range }), { abortSignal }),
       (failure) => failure.code === "NoSuchKey" ? new ObjectNotFound({ key: input.key }) : undefined
     ).pipe(
       Effect.map((out) => {
@@ -522,26 +502,21 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     )
   })
 
-  const statObject = Effect.fn("S3ObjectStorage.statObject")(function*(key: string) {
-    yield* checkKey(key)
-    return yield* headObject("statObject", key)
-  })
+  const statObject = (key: string) => headObject("statObject", key)
 
-  const deleteObject = Effect.fn("S3ObjectStorage.deleteObject")(function*(key: string) {
-    yield* checkKey(key)
-    yield* call("deleteObject", (abortSignal) =>
-      client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).pipe(
+  const deleteObject = (key: string) =>
+    call("deleteObject", (abortSignal) =>
+      client.send(new sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).pipe(
         // S3 answers 204 for a missing key; some servers answer NoSuchKey.
         Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void)
       )
-  })
 
   /** One `DeleteObjects` request; answers the keys S3 could not delete, with why. */
   const deleteBatch = (keys: ReadonlyArray<string>) =>
     Effect.map(
       call("deleteObjects", (abortSignal) =>
         client.send(
-          new DeleteObjectsCommand({
+          new sdk.DeleteObjectsCommand({
             Bucket: bucket,
             Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true }
           }),
@@ -553,9 +528,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
           .map((e) => ({ key: e.Key ?? "", code: e.Code ?? "Unknown", message: e.Message ?? "" }))
     )
 
-  const deleteObjects = Effect.fn("S3ObjectStorage.deleteObjects")(function*(keys: Iterable<string>) {
-    const all = [...keys]
-    yield* Effect.forEach(all, checkKey, { discard: true })
+  const deleteObjects = Effect.fnUntraced(function*(all: ReadonlyArray<string>) {
     const batches = Chunk.toReadonlyArray(Chunk.chunksOf(Chunk.fromIterable(all), 1000))
     const failed = (yield* Effect.forEach(batches, (batch) => deleteBatch(Chunk.toReadonlyArray(batch)), {
       concurrency: 4
@@ -572,15 +545,13 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     })
   })
 
-  const copyObject = Effect.fn("S3ObjectStorage.copyObject")(function*(from: string, to: string) {
-    yield* checkKey(from)
-    yield* checkKey(to)
+  const copyObject = Effect.fnUntraced(function*(from: string, to: string) {
     // S3 refuses a copy onto itself that changes nothing; it is a no-op.
     if (from === to) return yield* headObject("copyObject", from)
     yield* call(
       "copyObject",
       (abortSignal) =>
-        client.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) }), {
+        client.send(new sdk.CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) }), {
           abortSignal
         }),
       (failure) => failure.code === "NoSuchKey" ? new ObjectNotFound({ key: from }) : undefined
@@ -594,7 +565,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
       Effect.map(
         call("listObjects", (abortSignal) =>
           client.send(
-            new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+            new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
             { abortSignal }
           )),
         (out) =>
@@ -625,7 +596,7 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     Effect.map(
       call("listMultipartUploads", (abortSignal) =>
         client.send(
-          new ListMultipartUploadsCommand({
+          new sdk.ListMultipartUploadsCommand({
             Bucket: bucket,
             Prefix: prefix,
             KeyMarker: marker?.keyMarker,
@@ -677,14 +648,13 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
   const noSuchSession = (uploadId: string) => (failure: S3Failure) =>
     failure.code === "NoSuchUpload" || failure.code === "NoSuchKey" ? sessionNotFound(uploadId) : undefined
 
-  const initMultipart = Effect.fn("S3ObjectStorage.initMultipart")(function*(input: InitMultipartInput) {
-    yield* checkKey(input.key)
+  const initMultipart: MultipartDriver["initMultipart"] = Effect.fnUntraced(function*(input) {
     const out = yield* call("initMultipart", (abortSignal) =>
       client.send(
-        new CreateMultipartUploadCommand({
+        new sdk.CreateMultipartUploadCommand({
           Bucket: bucket,
           Key: input.key,
-          ContentType: input.contentType ?? defaultContentType,
+          ContentType: input.contentType,
           Metadata: { ...input.metadata }
         }),
         { abortSignal }
@@ -699,18 +669,15 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     return { key: input.key, uploadId: out.UploadId }
   })
 
-  const putPart = <E = never>(input: PutPartInput<E>) =>
+  const putPart = <E>(input: DriverPutPartInput<E>) =>
     Effect.gen(function*() {
-      yield* checkKey(input.key)
-      yield* checkPartNumber(input.partNumber, maxPartCount)
-      yield* checkDeclaredSize("putPart", input.size)
       yield* requireOpenSession(input.key, input.uploadId)
       return yield* withPayload("putPart", input.body, input.size, (payload) =>
         call(
           "putPart",
           (abortSignal) =>
             client.send(
-              new UploadPartCommand({
+              new sdk.UploadPartCommand({
                 Bucket: bucket,
                 Key: input.key,
                 UploadId: input.uploadId,
@@ -726,24 +693,20 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
           etag: unquoteETag(out.ETag),
           size: payload.length
         }))))
-    }).pipe(
-      // A generic method cannot go through `Effect.fn` without losing `E`.
-      Effect.withSpan("S3ObjectStorage.putPart", {
-        attributes: { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber }
-      })
-    )
+    })
 
-  /** Every stored part of a session, by part number (ListParts, page by page). */
-  const listParts = (key: string, uploadId: string) =>
+  /** Every stored part of an open session, by part number (ListParts, page by page). */
+  const storedParts = ({ key, uploadId }: MultipartSession) =>
     Effect.gen(function*() {
-      const parts = new Map<number, { readonly etag: string; readonly size: number }>()
+      yield* requireOpenSession(key, uploadId)
+      const parts = new Map<number, StoredPart>()
       let marker: string | undefined
       while (true) {
         const out = yield* call(
           "completeMultipart",
           (abortSignal) =>
             client.send(
-              new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+              new sdk.ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
               { abortSignal }
             ),
           noSuchSession(uploadId)
@@ -758,25 +721,12 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
       }
     })
 
-  /** The contract's checks on the stored parts, the same on every server. */
-  const checkStoredParts = (key: string, uploadId: string, parts: ReadonlyArray<PartRef>) =>
-    Effect.gen(function*() {
-      const stored = yield* listParts(key, uploadId)
-      for (const [index, { etag, partNumber }] of parts.entries()) {
-        yield* checkStoredPart({ partNumber, etag, isLast: index === parts.length - 1 }, stored.get(partNumber), partSize)
-      }
-    })
-
-  const completeMultipart = Effect.fn("S3ObjectStorage.completeMultipart")(function*(input: CompleteMultipartInput) {
-    yield* checkKey(input.key)
-    yield* requireOpenSession(input.key, input.uploadId)
-    yield* checkPartSequence(input.parts)
-    yield* checkStoredParts(input.key, input.uploadId, input.parts)
+  const completeMultipart = Effect.fnUntraced(function*(input: CompleteMultipartInput) {
     yield* call(
       "completeMultipart",
       (abortSignal) =>
         client.send(
-          new CompleteMultipartUploadCommand({
+          new sdk.CompleteMultipartUploadCommand({
             Bucket: bucket,
             Key: input.key,
             UploadId: input.uploadId,
@@ -814,28 +764,16 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     }
   }
 
-  const abortMultipart = Effect.fn("S3ObjectStorage.abortMultipart")(function*(input: MultipartSession) {
-    yield* checkKey(input.key)
-    yield* call("abortMultipart", (abortSignal) =>
-      client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
+  const abortMultipart = (input: MultipartSession) =>
+    call("abortMultipart", (abortSignal) =>
+      client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
         abortSignal
       })).pipe(
         // Unknown or closed: nothing to abort (Ceph and Swift sometimes say NoSuchKey).
         Effect.catchIf(causedBy("NoSuchUpload", "NoSuchKey"), () => Effect.void)
       )
-  })
 
-  const multipart: Multipart = {
-    partSize,
-    maxPartCount,
-    initMultipart,
-    putPart,
-    completeMultipart,
-    abortMultipart,
-    listMultipartUploads
-  }
-
-  const service: ObjectStorage["Type"] = {
+  const driver: ObjectStorageDriver = {
     name: "s3",
     putObject,
     getObject,
@@ -844,19 +782,20 @@ const makeBackend = ({ bucket, client, partSize, spoolDirectory }: BackendConfig
     deleteObjects,
     copyObject,
     listObjects,
-    multipart: Option.some(multipart)
+    multipart: Option.some<MultipartDriver>({
+      partSize,
+      maxPartCount,
+      initMultipart,
+      putPart,
+      storedParts,
+      completeMultipart,
+      abortMultipart,
+      listMultipartUploads
+    })
   }
 
-  return { service, ensureBucket }
+  return { driver, ensureBucket }
 }
-
-/** S3 keys are 1 to 1,024 bytes of UTF-8. */
-const checkKey = (key: string): Effect.Effect<void, InvalidObjectKey> =>
-  key.length === 0
-    ? Effect.fail(new InvalidObjectKey({ key, message: "the key is empty" }))
-    : Buffer.byteLength(key) > 1024
-    ? Effect.fail(new InvalidObjectKey({ key, message: "the key is longer than 1,024 bytes" }))
-    : Effect.void
 
 /** `bucket/key` for `x-amz-copy-source`: URL-encoded, with the key's slashes kept. */
 const copySource = (bucket: string, key: string) =>
