@@ -193,7 +193,7 @@ export const makeCommand = (layers: CliLayers) => {
           "File registry",
           Render.fields([
             ["uploaded", sized(registry.uploaded.count, registry.uploaded.bytes)],
-            ["claimed", sized(registry.claimed.count, registry.claimed.bytes)],
+            ["adopted", sized(registry.adopted.count, registry.adopted.bytes)],
             ["deleted", sized(registry.deleted.count, registry.deleted.bytes)]
           ])
         ].join("\n")

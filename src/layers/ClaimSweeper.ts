@@ -24,6 +24,7 @@ import { uuidv7 } from "../internal/uuidv7.js"
 import { type DeleteReason, PendingDelete, type UploadClaim } from "../schema/Models.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
+import { FileRegistry } from "../services/FileRegistry.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { StorageConfig } from "./StorageConfig.js"
@@ -67,6 +68,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
     const claims = yield* ClaimStore
     const parts = yield* UploadPartStore
     const queue = yield* DeleteQueue
+    const registry = yield* FileRegistry
     const objects = yield* ObjectStorage
     const sql = yield* SqlClient.SqlClient
     const transaction = withTransaction(sql)
@@ -104,6 +106,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
         for (const [claim, decision] of planned) {
           if (decision === "recover" && (yield* claims.markUploadedIfPendingExpired(claim, cutoff))) {
             yield* parts.deleteByClaim(claim.id)
+            yield* registry.recordUploaded(claim, now)
             recovered++
           } else if (decision === "remove" && (yield* claims.deleteIfPendingExpired(claim, cutoff))) {
             // Part rows go with the claim (foreign key cascade).

@@ -35,6 +35,7 @@ import { isAnonymous, PendingDelete, UploadClaim, UploadPart } from "../schema/M
 import { generateKey, originalFilenameMetadata, sanitizeContentType, sanitizeFilename } from "../schema/Naming.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
+import { FileRegistry } from "../services/FileRegistry.js"
 import { type Body, type Multipart, ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { StorageConfig } from "./StorageConfig.js"
@@ -78,6 +79,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
     const claims = yield* ClaimStore
     const parts = yield* UploadPartStore
     const queue = yield* DeleteQueue
+    const registry = yield* FileRegistry
     const objects = yield* ObjectStorage
     const sql = yield* SqlClient.SqlClient
     const transaction = withTransaction(sql)
@@ -283,9 +285,11 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
             message: `declared ${claim.size} bytes, assembled ${info.size}; the object was deleted`
           })
         }
-        const marked = yield* transaction(
-          Effect.zipRight(claims.markUploaded(claim.id), parts.deleteByClaim(claim.id))
-        ).pipe(
+        const marked = yield* transaction(Effect.gen(function*() {
+          yield* claims.markUploaded(claim.id)
+          yield* parts.deleteByClaim(claim.id)
+          yield* registry.recordUploaded(claim, yield* DateTime.now)
+        })).pipe(
           Effect.as(true),
           // Lost the race to another complete (fine) or to an abort or the sweeper.
           Effect.catchTag("ClaimNotFound", () => Effect.succeed(false))

@@ -125,13 +125,13 @@ export class PendingDelete extends Schema.Class<PendingDelete>("PendingDelete")(
 
 /**
  * The life of a completed upload in the file registry: `uploaded` until a
- * record adopts it, `claimed` after, `deleted` once the worker removed the
+ * record adopts it, `adopted` after, `deleted` once the worker removed the
  * object.
  *
  * @since 0.1.0
  * @category models
  */
-export const FileStatus = Schema.Literal("uploaded", "claimed", "deleted")
+export const FileStatus = Schema.Literal("uploaded", "adopted", "deleted")
 
 /**
  * @since 0.1.0
@@ -161,7 +161,8 @@ export class FileRecord extends Schema.Class<FileRecord>("FileRecord")({
   startedAt: Schema.DateTimeUtcFromSelf,
   /** When the object was assembled. */
   uploadedAt: Schema.DateTimeUtcFromSelf,
-  claimedAt: Schema.optional(Schema.DateTimeUtcFromSelf),
+  /** When a business record adopted it. */
+  adoptedAt: Schema.optional(Schema.DateTimeUtcFromSelf),
   deletedAt: Schema.optional(Schema.DateTimeUtcFromSelf),
   deleteReason: Schema.optional(DeleteReason)
 }) {}

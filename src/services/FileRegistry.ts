@@ -6,18 +6,32 @@ import * as Context from "effect/Context"
 import type * as DateTime from "effect/DateTime"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
-import type { DeleteReason, FileRecord, FileStatus } from "../schema/Models.js"
+import type { DeleteReason, FileRecord, FileStatus, UploadClaim } from "../schema/Models.js"
 
 /**
  * The file registry (`sys_storage_file`): one row per completed upload,
- * written in the same transactions that complete (`ClaimStore.markUploaded`
- * and the sweeper's recovery), adopt (`consume`, `consumeMany`) and delete
- * (the delete worker) it. Every method joins the caller's transaction.
+ * written by the flows in the transactions that complete it (`Uploads` and
+ * the sweeper's recovery call `recordUploaded`), adopt it (`ClaimConsumer`
+ * calls `markAdopted`) and delete it (the delete worker calls
+ * `markDeleted`). Every method joins the caller's transaction.
  *
  * @since 0.1.0
  * @category tags
  */
 export class FileRegistry extends Context.Tag("effect-storage/FileRegistry")<FileRegistry, {
+  /**
+   * Registers the upload of a claim just marked uploaded, with the claim's
+   * owner, name, type and size. Idempotent: a key registered already keeps
+   * its record.
+   */
+  readonly recordUploaded: (claim: UploadClaim, at: DateTime.Utc) => Effect.Effect<void, SqlError>
+
+  /**
+   * Marks the records of `keys` adopted, those still `uploaded`. Run it in
+   * the transaction that adopts them, after the ownership check.
+   */
+  readonly markAdopted: (keys: ReadonlyArray<string>, at: DateTime.Utc) => Effect.Effect<void, SqlError>
+
   /** The records of `keys` that exist (at most 1,000 keys per call is sensible). */
   readonly lookup: (keys: Iterable<string>) => Effect.Effect<ReadonlyArray<FileRecord>, SqlError>
 

@@ -9,10 +9,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as MemoryObjectStorage from "../../src/layers/objects/MemoryObjectStorage.js"
 import { PendingDelete } from "../../src/schema/Models.js"
+import { ClaimConsumer } from "../../src/services/ClaimConsumer.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { DeleteQueue } from "../../src/services/DeleteQueue.js"
 import { FileRegistry } from "../../src/services/FileRegistry.js"
-import { makeClaim, unique } from "../support/fixtures.js"
+import { completeClaim, makeClaim, unique } from "../support/fixtures.js"
 import { cliLayers, describeEachCliDialect, freshUrl, runCli, runJson, storesAt } from "./support.js"
 
 const minutes = (n: number) => n * 60_000
@@ -44,14 +45,15 @@ describeEachCliDialect("CLI commands", (dialect) => {
       assert.deepStrictEqual(first.applied.map((m) => m.name), [
         "create_storage_tables",
         "create_event_outbox",
-        "create_file_registry"
+        "create_file_registry",
+        "registry_adopted"
       ])
       const again = yield* runJson<{ applied: Array<unknown>; current: Array<unknown> }>(["migrate"], layers)
       assert.deepStrictEqual(again.applied, [])
-      assert.strictEqual(again.current.length, 3)
+      assert.strictEqual(again.current.length, 4)
       const human = yield* runCli(["migrate"], layers)
       assert.strictEqual(human.code, 0)
-      assert.strictEqual(human.stdout, "Schema up to date (3 migrations).\n")
+      assert.strictEqual(human.stdout, "Schema up to date (4 migrations).\n")
       assert.strictEqual((yield* runCli(["status"], layers)).code, 0)
     }), 60_000)
 
@@ -78,11 +80,11 @@ describeEachCliDialect("CLI commands", (dialect) => {
         yield* claims.create(makeClaim({ size: 200 }))
         const uploaded = makeClaim({ size: 1000 })
         yield* claims.create(uploaded)
-        yield* claims.markUploaded(uploaded.id)
+        yield* completeClaim(uploaded)
         const adopted = makeClaim({ size: 5000 })
         yield* claims.create(adopted)
-        yield* claims.markUploaded(adopted.id)
-        yield* claims.consume(adopted.key)
+        yield* completeClaim(adopted)
+        yield* (yield* ClaimConsumer).consumeMany({ id: adopted.createdBy }, [adopted.key])
       }).pipe(Effect.provide(storesAt(url)))
 
       const status = yield* runJson(["status"], layers)
@@ -93,7 +95,7 @@ describeEachCliDialect("CLI commands", (dialect) => {
       assert.deepStrictEqual(status.claims, { pending: { count: 2, bytes: 300 }, unadopted: { count: 1, bytes: 1000 } })
       assert.deepStrictEqual(status.registry, {
         uploaded: { count: 1, bytes: 1000 },
-        claimed: { count: 1, bytes: 5000 },
+        adopted: { count: 1, bytes: 5000 },
         deleted: { count: 0, bytes: 0 }
       })
 
@@ -101,7 +103,7 @@ describeEachCliDialect("CLI commands", (dialect) => {
       assert.strictEqual(human.code, 0)
       assert.match(human.stdout, /^Delete queue\n  depth +5\n  due +3\n  oldest due +\S+Z \(10m( \d+s)? ago\)\n  dead letters +1\n/)
       assert.include(human.stdout, "Claims\n  pending    2 (300 B)\n  unadopted  1 (1000 B)\n")
-      assert.include(human.stdout, "  claimed   1 (4.9 KiB)\n")
+      assert.include(human.stdout, "  adopted   1 (4.9 KiB)\n")
     }), 60_000)
 
   it.scopedLive("dead-letters: list, requeue by id, purge by id or --all with --yes; usage errors exit 2", () =>
@@ -166,7 +168,7 @@ describeEachCliDialect("CLI commands", (dialect) => {
       yield* Effect.gen(function*() {
         const claims = yield* ClaimStore
         for (const claim of [a1, a2, b1]) yield* claims.create(claim)
-        yield* claims.markUploaded(a2.id)
+        yield* completeClaim(a2)
       }).pipe(Effect.provide(storesAt(url)))
 
       const ids = (rows: ReadonlyArray<{ id: string }>) => rows.map((row) => row.id)
@@ -250,7 +252,7 @@ describeEachCliDialect("CLI commands", (dialect) => {
         const claims = yield* ClaimStore
         const queue = yield* DeleteQueue
         yield* claims.create(registered)
-        yield* claims.markUploaded(registered.id)
+        yield* completeClaim(registered)
         yield* queue.schedule(keys, "replaced")
         yield* queue.enqueue([job("drain/later.bin", DateTime.add(now, { hours: 1 }))])
       }).pipe(Effect.provide(storesAt(url)))

@@ -20,7 +20,7 @@ import { insertRecords, type RecordRow } from "./support.js"
 
 /** How many of each. */
 export interface OldPlan {
-  /** Objects with a live registry row (two thirds `uploaded`, the rest `claimed`). */
+  /** Objects with a live registry row (two thirds `uploaded`, the rest `adopted`). */
   readonly registered: number
   /** Objects of pending claims (completed on the backend, not yet marked). */
   readonly pendingClaims: number
@@ -114,9 +114,9 @@ export const plantOld = (plan: OldPlan, nextKey: (kind: string) => string, at: D
       deletedAt
     })
     yield* insertRecords([
-      ...registered.map((key, i) => record(key, i % 3 === 2 ? "claimed" : "uploaded")),
+      ...registered.map((key, i) => record(key, i % 3 === 2 ? "adopted" : "uploaded")),
       ...unknown.slice(0, plan.unknownWithDeletedRecord).map((key) => record(key, "deleted", at)),
-      ...missing.map((key, i) => record(key, i % 3 === 2 ? "claimed" : "uploaded")),
+      ...missing.map((key, i) => record(key, i % 3 === 2 ? "adopted" : "uploaded")),
       ...missingQueued.map((key) => record(key, "uploaded")),
       ...deletedWithout.map((key) => record(key, "deleted", at))
     ])

@@ -99,7 +99,7 @@ describeEachCliDialect("CLI process", (dialect) => {
 
       const migrate = yield* spawn(["migrate", "--json"], env)
       assert.strictEqual(migrate.code, 0, migrate.stderr)
-      assert.lengthOf(JSON.parse(migrate.stdout).applied, 3)
+      assert.lengthOf(JSON.parse(migrate.stdout).applied, 4)
 
       const status = yield* spawn(["status", "--json"], env)
       assert.strictEqual(status.code, 0, status.stderr)

@@ -159,7 +159,7 @@ describeEachCliDialect("reconcile (memory backend)", (dialect) => {
       yield* multipart.initMultipart({ key: "x/session" })
       yield* insertRecords([
         { key: "docs", status: "uploaded", size: 1, uploadedAt: now },
-        { key: "docs/2", status: "claimed", size: 1, uploadedAt: now },
+        { key: "docs/2", status: "adopted", size: 1, uploadedAt: now },
         { key: "docs/gone", status: "uploaded", size: 1, uploadedAt: now },
         { key: "dod", status: "uploaded", size: 1, uploadedAt: now },
         { key: "doe", status: "uploaded", size: 1, uploadedAt: now }
@@ -258,7 +258,7 @@ describeEachCliDialect("reconcile (filesystem backend)", (dialect) => {
       yield* inStores(Effect.gen(function*() {
         yield* insertRecords([
           ...registered.map((key) => ({ key, status: "uploaded" as const, size: 2, uploadedAt: old })),
-          { key: "f/gone.bin", status: "claimed", size: 9, uploadedAt: old }
+          { key: "f/gone.bin", status: "adopted", size: 9, uploadedAt: old }
         ])
         yield* (yield* ClaimStore).create(makeClaim({ key: carried.key, uploadId: carried.uploadId, partCount: 2 }))
       }))
@@ -277,7 +277,7 @@ describeEachCliDialect("reconcile (filesystem backend)", (dialect) => {
       assert.strictEqual(report.unknownObjects.bytes, 4)
       assert.deepStrictEqual(sessionIds(report.orphanSessions.sample), sessionIds([orphan]))
       assert.deepStrictEqual(keysOf(report.missingObjects.sample), new Set(["f/gone.bin"]))
-      assert.deepInclude(report.missingObjects.sample[0], { status: "claimed", size: 9, createdBy: "alice" })
+      assert.deepInclude(report.missingObjects.sample[0], { status: "adopted", size: 9, createdBy: "alice" })
 
       assert.deepInclude(yield* runJson(["drain"], layers), { deleted: 2 })
       const after = yield* runJson(["reconcile"], layers)

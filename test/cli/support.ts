@@ -132,7 +132,7 @@ export const insertRecords = (rows: ReadonlyArray<RecordRow>) =>
           status: row.status,
           started_at: dialect.time(row.uploadedAt),
           uploaded_at: dialect.time(row.uploadedAt),
-          claimed_at: row.status === "claimed" ? dialect.time(row.uploadedAt) : null,
+          adopted_at: row.status === "adopted" ? dialect.time(row.uploadedAt) : null,
           deleted_at: row.deletedAt === undefined ? null : dialect.time(row.deletedAt),
           delete_reason: row.deletedAt === undefined ? null : "deleted"
         })))

@@ -7,17 +7,21 @@ import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import { backfillRegistry } from "../../src/layers/sql/Migrations.js"
 import * as SqlStores from "../../src/layers/sql/SqlStores.js"
+import { ClaimConsumer } from "../../src/services/ClaimConsumer.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { FileRegistry } from "../../src/services/FileRegistry.js"
 import { describeEachDialect } from "../support/databases.js"
 import { at, makeClaim, t0, unique } from "../support/fixtures.js"
 
+/** A completed upload, as the upload flow records it: the claim marked uploaded and registered. */
 const uploadedClaim = (fields: Parameters<typeof makeClaim>[0] = {}) =>
   Effect.gen(function*() {
     const claims = yield* ClaimStore
+    const registry = yield* FileRegistry
     const claim = makeClaim(fields)
     yield* claims.create(claim)
     yield* claims.markUploaded(claim.id)
+    yield* registry.recordUploaded(claim, yield* DateTime.now)
     return claim
   })
 
@@ -27,7 +31,7 @@ describeEachDialect(
   "FileRegistry",
   (database) => SqlStores.layer.pipe(Layer.provideMerge(database)),
   (it) => {
-    it.effect("completing an upload registers it with the claim's metadata", () =>
+    it.effect("recordUploaded registers an upload with its claim's metadata; a second call keeps the first", () =>
       Effect.gen(function*() {
         yield* TestClock.setTime(DateTime.toEpochMillis(at(5000)))
         const claim = yield* uploadedClaim({
@@ -50,46 +54,53 @@ describeEachDialect(
         })
         assert.isTrue(DateTime.Equivalence(record.startedAt, t0))
         assert.isTrue(DateTime.Equivalence(record.uploadedAt, at(5000)))
-        assert.isUndefined(record.claimedAt)
+        assert.isUndefined(record.adoptedAt)
+        yield* (yield* FileRegistry).recordUploaded(claim, at(7000))
+        const again = Option.getOrThrow(yield* recordOf(claim.key))
+        assert.isTrue(DateTime.Equivalence(again.uploadedAt, at(5000)))
       }))
 
     it.effect("a completion rolled back leaves no record; a pending claim has none", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const claims = yield* ClaimStore
+        const registry = yield* FileRegistry
         const claim = makeClaim()
         yield* claims.create(claim)
         assert.isTrue(Option.isNone(yield* recordOf(claim.key)))
-        yield* Effect.exit(sql.withTransaction(Effect.zipRight(claims.markUploaded(claim.id), Effect.fail("no"))))
+        yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
+          yield* claims.markUploaded(claim.id)
+          yield* registry.recordUploaded(claim, t0)
+          return yield* Effect.fail("no")
+        })))
         assert.isTrue(Option.isNone(yield* recordOf(claim.key)))
         assert.strictEqual((yield* claims.get(claim.id)).status, "pending")
       }))
 
-    it.effect("adoption marks records claimed; a failed adoption leaves them uploaded", () =>
+    it.effect("adoption (ClaimConsumer) marks records adopted; a failed adoption leaves them uploaded", () =>
       Effect.gen(function*() {
         yield* TestClock.setTime(DateTime.toEpochMillis(at(9000)))
-        const claims = yield* ClaimStore
+        const consumer = yield* ClaimConsumer
         const a = yield* uploadedClaim()
         const b = yield* uploadedClaim()
-        const failed = yield* Effect.exit(claims.consumeMany({ id: "alice" }, [a.key, "missing"]))
+        const failed = yield* Effect.exit(consumer.consumeMany({ id: "alice" }, [a.key, "missing"]))
         assert.isTrue(failed._tag === "Failure")
         assert.strictEqual(Option.getOrThrow(yield* recordOf(a.key)).status, "uploaded")
-        yield* claims.consumeMany({ id: "alice" }, [a.key])
-        yield* claims.consume(b.key)
+        assert.strictEqual((yield* (yield* ClaimStore).getByKey(a.key)).status, "uploaded")
+        yield* consumer.consumeMany({ id: "alice" }, [a.key, b.key])
         for (const key of [a.key, b.key]) {
           const record = Option.getOrThrow(yield* recordOf(key))
-          assert.strictEqual(record.status, "claimed")
-          assert.isTrue(DateTime.Equivalence(record.claimedAt!, at(9000)))
+          assert.strictEqual(record.status, "adopted")
+          assert.isTrue(DateTime.Equivalence(record.adoptedAt!, at(9000)))
         }
       }))
 
-    it.effect("the sweeper's recovery registers the upload too", () =>
+    it.effect("migration 4 renamed the adoption status and column: no 'claimed' left", () =>
       Effect.gen(function*() {
-        const claims = yield* ClaimStore
-        const claim = makeClaim({ uploadId: "mp", expiresAt: at(-60_000) })
-        yield* claims.create(claim)
-        assert.isTrue(yield* claims.markUploadedIfPendingExpired(claim, t0))
-        assert.strictEqual(Option.getOrThrow(yield* recordOf(claim.key)).status, "uploaded")
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM sys_storage_file WHERE status = 'claimed'`
+        assert.strictEqual(Number(rows[0]!.n), 0)
+        yield* sql`SELECT adopted_at FROM sys_storage_file WHERE 1 = 0`
       }))
 
     it.effect("markDeleted: first writer wins; unknown keys are ignored", () =>

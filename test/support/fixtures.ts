@@ -2,9 +2,12 @@
  * Builders of model values for the suites.
  */
 import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
 import { randomBytes } from "node:crypto"
 import { uuidv7FromMillis } from "../../src/internal/uuidv7.js"
 import { UploadClaim } from "../../src/schema/Models.js"
+import { ClaimStore } from "../../src/services/ClaimStore.js"
+import { FileRegistry } from "../../src/services/FileRegistry.js"
 
 /** A fixed instant, so suites never depend on the wall clock. */
 export const t0 = DateTime.unsafeMake("2026-11-28T12:00:00.000Z") as DateTime.Utc
@@ -29,4 +32,14 @@ export const makeClaim = (fields: Partial<ConstructorParameters<typeof UploadCla
     partCount: 1,
     expiresAt: at(24 * 3600_000),
     ...fields
+  })
+
+/**
+ * Records a claim's upload as completed, as the upload flow does in its
+ * completing transaction: the claim marked uploaded and the file registered.
+ */
+export const completeClaim = (claim: UploadClaim) =>
+  Effect.gen(function*() {
+    yield* (yield* ClaimStore).markUploaded(claim.id)
+    yield* (yield* FileRegistry).recordUploaded(claim, yield* DateTime.now)
   })

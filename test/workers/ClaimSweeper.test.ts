@@ -15,6 +15,7 @@ import { StorageConfig, type StorageOverrides } from "../../src/layers/StorageCo
 import { StorageBackendError } from "../../src/schema/Errors.js"
 import { UploadPart } from "../../src/schema/Models.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
+import { FileRegistry } from "../../src/services/FileRegistry.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
 import { UploadPartStore } from "../../src/services/UploadPartStore.js"
 import { describeEachDialect } from "../support/databases.js"
@@ -100,13 +101,16 @@ describeEachDialect("ClaimSweeper", (database) => sweeperLayer(database), (it) =
       assert.strictEqual((yield* queueRows).length, 0)
     }))
 
-  it.effect("recovers a claim whose object was assembled (complete crashed before its bookkeeping)", () =>
+  it.effect("recovers a claim whose object was assembled (complete crashed before its bookkeeping) and registers it", () =>
     Effect.gen(function*() {
       yield* fresh
       const claim = yield* startedUpload({ expiresAt: minutesAgo(10) }, { assembled: 3 })
+      assert.isTrue(Option.isNone(yield* (yield* FileRegistry).get(claim.key)))
       const report = yield* (yield* ClaimSweeper).runOnce
       assert.strictEqual(report.recovered, 1)
       assert.strictEqual(yield* statusOf(claim.id), "uploaded")
+      const record = Option.getOrThrow(yield* (yield* FileRegistry).get(claim.key))
+      assert.deepInclude(record, { id: claim.id, status: "uploaded", size: claim.size, createdBy: claim.createdBy })
       assert.strictEqual((yield* (yield* UploadPartStore).listByClaim(claim.id)).length, 0)
       assert.strictEqual((yield* queueRows).length, 0)
     }))

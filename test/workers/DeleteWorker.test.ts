@@ -24,7 +24,7 @@ import * as Cause from "effect/Cause"
 import { describeEachDialect } from "../support/databases.js"
 import * as Faults from "../support/faults.js"
 import { eventually } from "../support/eventually.js"
-import { makeClaim, unique } from "../support/fixtures.js"
+import { completeClaim, makeClaim, unique } from "../support/fixtures.js"
 
 const settings: StorageOverrides = { deleteBatchSize: 100, deleteMaxAttempts: 4, leaseWindow: "5 minutes" }
 
@@ -101,7 +101,7 @@ describeEachDialect("DeleteWorker", (database) => workerLayer(database), (it) =>
       const claims = yield* ClaimStore
       const claim = makeClaim({ status: "pending" })
       yield* claims.create(claim)
-      yield* claims.markUploaded(claim.id)
+      yield* completeClaim(claim)
       yield* (yield* DeleteQueue).schedule([claim.key], "replaced")
       yield* worker.runOnce
       const record = Option.getOrThrow(yield* (yield* FileRegistry).get(claim.key))

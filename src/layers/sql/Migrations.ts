@@ -54,7 +54,8 @@ export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlCli
       loader: Migrator.fromRecord({
         "1_create_storage_tables": createTables,
         "2_create_event_outbox": createOutbox,
-        "3_create_file_registry": createFileRegistry
+        "3_create_file_registry": createFileRegistry,
+        "4_registry_adopted": renameClaimedToAdopted
       }),
       table: migrationsTable
     })
@@ -202,6 +203,25 @@ const createFileRegistry = Effect.gen(function*() {
   for (const statement of statements) {
     yield* sql.unsafe(statement).unprepared
   }
+})
+
+// Adoption is "adopted" in the registry, as everywhere else ("claim" is a
+// pending upload). Each step is safe to run again: MySQL commits DDL at
+// once, so a run cut short after the rename is redone without it.
+const renameClaimedToAdopted = Effect.gen(function*() {
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  yield* sql`UPDATE sys_storage_file SET status = 'adopted' WHERE status = 'claimed'`
+  // Asked of the catalog: a failing probe would abort PostgreSQL's migration transaction.
+  const found = yield* sql.onDialectOrElse({
+    pg: () =>
+      sql`SELECT 1 AS found FROM information_schema.columns WHERE table_schema = current_schema()
+        AND table_name = 'sys_storage_file' AND column_name = 'adopted_at'`,
+    mysql: () =>
+      sql`SELECT 1 AS found FROM information_schema.columns WHERE table_schema = DATABASE()
+        AND table_name = 'sys_storage_file' AND column_name = 'adopted_at'`,
+    orElse: () => sql`SELECT 1 AS found FROM pragma_table_info('sys_storage_file') WHERE name = 'adopted_at'`
+  })
+  if (found.length === 0) yield* sql`ALTER TABLE sys_storage_file RENAME COLUMN claimed_at TO adopted_at`.unprepared
 })
 
 // Completed uploads from before the registry existed (their completion time

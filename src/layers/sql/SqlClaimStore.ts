@@ -13,7 +13,6 @@ import { AccessDenied, ClaimAlreadyExists, ClaimNotFound, TooManyPendingUploads 
 import { isAnonymous, UploadClaim } from "../../schema/Models.js"
 import { ClaimStore } from "../../services/ClaimStore.js"
 import * as Dialect from "./Dialect.js"
-import { markClaimed, registerUploaded } from "./SqlFileRegistry.js"
 
 /**
  * @since 0.1.0
@@ -75,11 +74,6 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       (rows) => Dialect.readNumber(rows[0]?.n)
     )
 
-  // The file registry is written in the same transaction as the claim change.
-  const register = registerUploaded(sql, dialect)
-  const claimed = markClaimed(sql, dialect)
-
-
   const deleteByIds = (ids: Iterable<string>) =>
     Effect.forEach(
       Dialect.chunks(Array.from(new Set(ids)), 500),
@@ -114,14 +108,11 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       if (n === 0) return yield* new ClaimNotFound()
     }),
 
-    markUploaded: Effect.fn("ClaimStore.markUploaded")((id: string) =>
-      transaction(Effect.gen(function*() {
-        const n = yield* dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
-          WHERE id = ${id} AND status = 'pending'`)
-        if (n === 0) return yield* new ClaimNotFound()
-        yield* register(id, yield* DateTime.now)
-      }))
-    ),
+    markUploaded: Effect.fn("ClaimStore.markUploaded")(function*(id: string) {
+      const n = yield* dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
+        WHERE id = ${id} AND status = 'pending'`)
+      if (n === 0) return yield* new ClaimNotFound()
+    }),
 
     get: Effect.fn("ClaimStore.get")((id: string) => getBy("id", id)),
 
@@ -139,14 +130,11 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     countPendingByOwner: Effect.fn("ClaimStore.countPendingByOwner")(countPendingByOwner),
 
-    consume: Effect.fn("ClaimStore.consume")((key: string) =>
-      transaction(Effect.gen(function*() {
-        const n = yield* dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim
-          WHERE object_key = ${key} AND status = 'uploaded'`)
-        if (n === 0) return yield* new ClaimNotFound()
-        yield* claimed([key], yield* DateTime.now)
-      }))
-    ),
+    consume: Effect.fn("ClaimStore.consume")(function*(key: string) {
+      const n = yield* dialect.affectedRows(sql`DELETE FROM sys_storage_upload_claim
+        WHERE object_key = ${key} AND status = 'uploaded'`)
+      if (n === 0) return yield* new ClaimNotFound()
+    }),
 
     consumeMany: Effect.fn("ClaimStore.consumeMany")(function*(principal, keys) {
       const unique = Array.from(new Set(Array.from(keys).filter((key) => key !== "")))
@@ -165,8 +153,6 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
             message: `matched ${matched} of ${unique.length} uploads: each must be an upload of yours that was completed`
           })
         }
-        const now = yield* DateTime.now
-        for (const chunk of Dialect.chunks(unique, 500)) yield* claimed(chunk, now)
       }))
     }),
 
@@ -205,13 +191,12 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
 
     markUploadedIfPendingExpired: Effect.fn("ClaimStore.markUploadedIfPendingExpired")(
       (snapshot: UploadClaim, cutoff: DateTime.Utc) =>
-        transaction(Effect.gen(function*() {
-          const n = yield* dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
+        Effect.map(
+          dialect.affectedRows(sql`UPDATE sys_storage_upload_claim SET status = 'uploaded'
             WHERE id = ${snapshot.id} AND object_key = ${snapshot.key} AND upload_id = ${snapshot.uploadId}
-            AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`)
-          if (n > 0) yield* register(snapshot.id, yield* DateTime.now)
-          return n > 0
-        }))
+            AND status = 'pending' AND expires_at < ${dialect.time(cutoff)}`),
+          (n) => n > 0
+        )
     ),
 
     deleteIfUploadedBefore: Effect.fn("ClaimStore.deleteIfUploadedBefore")(

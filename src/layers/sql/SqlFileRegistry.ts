@@ -1,6 +1,5 @@
 /**
- * `FileRegistry` over the `SqlClient` in context, and the registry writes
- * the claim store makes in its own statements' transactions.
+ * `FileRegistry` over the `SqlClient` in context.
  *
  * @since 0.1.0
  */
@@ -10,7 +9,7 @@ import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { type DeleteReason, FileRecord, type FileStatus } from "../../schema/Models.js"
+import { type DeleteReason, FileRecord, type FileStatus, type UploadClaim } from "../../schema/Models.js"
 import { FileRegistry } from "../../services/FileRegistry.js"
 import * as Dialect from "./Dialect.js"
 
@@ -22,7 +21,7 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
   const sql = (yield* SqlClient.SqlClient).withoutTransforms()
   const dialect = Dialect.make(sql)
   const columns = sql.literal(
-    "id, object_key, created_by, original_filename, content_type, size, public, status, started_at, uploaded_at, claimed_at, deleted_at, delete_reason"
+    "id, object_key, created_by, original_filename, content_type, size, public, status, started_at, uploaded_at, adopted_at, deleted_at, delete_reason"
   )
   const fromRow = (row: FileRow) =>
     new FileRecord({
@@ -36,13 +35,32 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
       status: row.status,
       startedAt: dialect.readTime(row.started_at),
       uploadedAt: dialect.readTime(row.uploaded_at),
-      ...(row.claimed_at == null ? {} : { claimedAt: dialect.readTime(row.claimed_at) }),
+      ...(row.adopted_at == null ? {} : { adoptedAt: dialect.readTime(row.adopted_at) }),
       ...(row.deleted_at == null ? {} : { deletedAt: dialect.readTime(row.deleted_at) }),
       ...(row.delete_reason == null ? {} : { deleteReason: row.delete_reason })
     })
   const select = (rows: Effect.Effect<ReadonlyArray<FileRow>, SqlError>) => Effect.map(rows, (rs) => rs.map(fromRow))
+  const keepFirst = sql.onDialectOrElse({
+    mysql: () => sql.literal("ON DUPLICATE KEY UPDATE status = sys_storage_file.status"),
+    orElse: () => sql.literal("ON CONFLICT (object_key) DO NOTHING")
+  })
 
   return FileRegistry.of({
+    recordUploaded: Effect.fn("FileRegistry.recordUploaded")((claim: UploadClaim, at: DateTime.Utc) =>
+      sql`INSERT INTO sys_storage_file
+        (id, object_key, created_by, original_filename, content_type, size, public, status, started_at, uploaded_at)
+        VALUES (${claim.id}, ${claim.key}, ${claim.createdBy}, ${claim.originalFilename}, ${claim.contentType},
+          ${claim.size}, ${dialect.bool(claim.public)}, 'uploaded', ${dialect.time(claim.createdAt)}, ${dialect.time(at)})
+        ${keepFirst}`.pipe(Effect.asVoid)
+    ),
+
+    markAdopted: Effect.fn("FileRegistry.markAdopted")(function*(keys: ReadonlyArray<string>, at: DateTime.Utc) {
+      for (const chunk of Dialect.chunks(keys, 500)) {
+        yield* sql`UPDATE sys_storage_file SET status = 'adopted', adopted_at = ${dialect.time(at)}
+          WHERE ${sql.in("object_key", chunk)} AND status = 'uploaded'`
+      }
+    }),
+
     lookup: Effect.fn("FileRegistry.lookup")((keys: Iterable<string>) =>
       Effect.map(
         Effect.forEach(
@@ -103,7 +121,7 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
           const row = rows.find((r) => r.status === status)
           return { count: Dialect.readNumber(row?.n), bytes: Dialect.readNumber(row?.bytes) }
         }
-        return { uploaded: of("uploaded"), claimed: of("claimed"), deleted: of("deleted") }
+        return { uploaded: of("uploaded"), adopted: of("adopted"), deleted: of("deleted") }
       }
     ).pipe(Effect.withSpan("FileRegistry.totals"))
   })
@@ -114,37 +132,6 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
  * @category layers
  */
 export const layer: Layer.Layer<FileRegistry, never, SqlClient.SqlClient> = Layer.effect(FileRegistry, make)
-
-/**
- * Registers the just-completed upload of claim `claimId` (copied from its
- * row). Idempotent. Run it in the transaction that marks the claim uploaded.
- *
- * @internal
- */
-export const registerUploaded = (sql: SqlClient.SqlClient, dialect: Dialect.Dialect) => {
-  const onConflict = sql.onDialectOrElse({
-    mysql: () => sql.literal("ON DUPLICATE KEY UPDATE status = sys_storage_file.status"),
-    orElse: () => sql.literal("ON CONFLICT (object_key) DO NOTHING")
-  })
-  return (claimId: string, at: DateTime.Utc) =>
-    sql`INSERT INTO sys_storage_file
-      (id, object_key, created_by, original_filename, content_type, size, public, status, started_at, uploaded_at)
-      SELECT id, object_key, created_by, original_filename, content_type, size, public, 'uploaded', created_at,
-        ${dialect.time(at)}
-      FROM sys_storage_upload_claim WHERE id = ${claimId}
-      ${onConflict}`
-}
-
-/**
- * Marks the records of adopted keys claimed. Run it in the transaction that
- * adopts them, after the ownership check.
- *
- * @internal
- */
-export const markClaimed = (sql: SqlClient.SqlClient, dialect: Dialect.Dialect) =>
-(keys: ReadonlyArray<string>, at: DateTime.Utc) =>
-  sql`UPDATE sys_storage_file SET status = 'claimed', claimed_at = ${dialect.time(at)}
-    WHERE ${sql.in("object_key", keys)} AND status = 'uploaded'`
 
 // ---- internal ----
 
@@ -159,7 +146,7 @@ interface FileRow {
   readonly status: FileStatus
   readonly started_at: unknown
   readonly uploaded_at: unknown
-  readonly claimed_at: unknown
+  readonly adopted_at: unknown
   readonly deleted_at: unknown
   readonly delete_reason: DeleteReason | null
 }

@@ -9,8 +9,9 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { ClaimConsumer } from "../../services/ClaimConsumer.js"
-import { ClaimStore } from "../../services/ClaimStore.js"
+import * as Adoption from "../Adoption.js"
+import type { ClaimConsumer } from "../../services/ClaimConsumer.js"
+import type { ClaimStore } from "../../services/ClaimStore.js"
 import { DeleteQueue } from "../../services/DeleteQueue.js"
 import { DeleteScheduler } from "../../services/DeleteScheduler.js"
 import type { FileRegistry } from "../../services/FileRegistry.js"
@@ -38,21 +39,16 @@ export const layerMigrations: Layer.Layer<never, SqlError | Migrator.MigrationEr
     yield* Migrations.run
   }))
 
-// The narrow public faces share their store's implementation.
-const layerClaims = Layer.effectContext(Effect.map(SqlClaimStore.make, (store) =>
-  Context.make(ClaimStore, store).pipe(
-    Context.add(ClaimConsumer, ClaimConsumer.of({ consumeMany: store.consumeMany }))
-  )))
-
+// The narrow public face of the queue shares its implementation.
 const layerQueue = Layer.effectContext(Effect.map(SqlDeleteQueue.make, (queue) =>
   Context.make(DeleteQueue, queue).pipe(
     Context.add(DeleteScheduler, DeleteScheduler.of({ schedule: queue.schedule }))
   )))
 
 /**
- * ClaimStore, ClaimConsumer, UploadPartStore, DeleteQueue, DeleteScheduler
- * and FileRegistry over the `SqlClient` in context; runs the migrations when
- * built.
+ * ClaimStore, UploadPartStore, DeleteQueue, DeleteScheduler and
+ * FileRegistry over the `SqlClient` in context, and the adoption flow
+ * (`ClaimConsumer`) over them; runs the migrations when built.
  *
  * @since 0.1.0
  * @category layers
@@ -61,7 +57,8 @@ export const layer: Layer.Layer<
   ClaimStore | ClaimConsumer | UploadPartStore | DeleteQueue | DeleteScheduler | FileRegistry,
   SqlError | Migrator.MigrationError,
   SqlClient.SqlClient
-> = Layer.mergeAll(layerClaims, SqlUploadPartStore.layer, layerQueue, SqlFileRegistry.layer).pipe(
+> = Adoption.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(SqlClaimStore.layer, SqlUploadPartStore.layer, layerQueue, SqlFileRegistry.layer)),
   // Built first: the stores are only handed out over a migrated database.
   Layer.provide(layerMigrations)
 )
