@@ -168,12 +168,28 @@ export const resolveRange = (
 }
 
 /**
- * Key order as S3 lists it: by the keys' UTF-8 bytes (JavaScript's own
- * string order is by UTF-16 units, which differs above the BMP).
+ * Key order as S3 lists it: by the keys' UTF-8 bytes, which is code point
+ * order. JavaScript's own string order is by UTF-16 units; the two differ
+ * only where a surrogate (a code point above U+FFFF) meets a unit from
+ * U+E000 to U+FFFF, so that case alone is turned around. No buffers are
+ * made: a listing of a million keys compares this many times.
  *
  * @internal
  */
-export const compareKeys = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
+export const compareKeys = (a: string, b: string): number => {
+  const length = Math.min(a.length, b.length)
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    if (isSurrogate(x) && y >= 0xe000) return 1
+    if (isSurrogate(y) && x >= 0xe000) return -1
+    return x < y ? -1 : 1
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1
+}
+
+const isSurrogate = (unit: number) => unit >= 0xd800 && unit <= 0xdfff
 
 /** Concatenates the chunks of a collected body. @internal */
 export const concatChunks = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {

@@ -44,6 +44,7 @@ import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Order from "effect/Order"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { compareKeys } from "../internal/objectStorage.js"
@@ -258,53 +259,47 @@ export class Reconciler extends Effect.Service<Reconciler>()("effect-storage/Rec
           tally.missing(gone)
         })
 
-      yield* Effect.scoped(Effect.gen(function*() {
-        const listing = yield* cursor(
-          "objects",
-          Stream.toPull(objects.listObjects(settings.prefix)),
-          (o: ObjectSummary) => o.key
-        )
-        const records = yield* registryCursor(registry, settings.prefix, settings.pageSize)
-        let objectCandidates: Array<ObjectSummary> = []
-        let recordCandidates: Array<FileRecord> = []
-        let object = yield* listing.next
-        let record = yield* records.next
-        while (Option.isSome(object) || Option.isSome(record)) {
-          const order = Option.isNone(object)
-            ? 1
-            : Option.isNone(record)
-            ? -1
-            : compareKeys(object.value.key, record.value.key)
-          if (order <= 0) {
-            const o = (object as Option.Some<ObjectSummary>).value
-            tally.objectScanned()
-            if (order < 0) {
-              if (isAfter(o.lastModified, cutoff)) tally.youngObject()
-              else objectCandidates.push(o)
+      // The listing and the registry, each checked to be in order, merged by key.
+      const merged = inKeyOrder("objects", objects.listObjects(settings.prefix), (o: ObjectSummary) => o.key).pipe(
+        Stream.map((o) => [o.key, o] as const),
+        Stream.zipAllSortedByKeyWith({
+          other: inKeyOrder("registry", registryRecords(registry, settings.prefix, settings.pageSize), (r) => r.key)
+            .pipe(Stream.map((r) => [r.key, r] as const)),
+          onSelf: (o): Entry => ({ object: o, record: undefined }),
+          onOther: (r): Entry => ({ object: undefined, record: r }),
+          onBoth: (o, r): Entry => ({ object: o, record: r }),
+          order: keyOrder
+        })
+      )
+      let objectCandidates: Array<ObjectSummary> = []
+      let recordCandidates: Array<FileRecord> = []
+      yield* Stream.runForEachChunk(merged, (chunk) =>
+        Effect.gen(function*() {
+          for (const [, { object, record }] of chunk) {
+            if (object !== undefined) {
+              tally.objectScanned()
+              if (record === undefined) {
+                if (isAfter(object.lastModified, cutoff)) tally.youngObject()
+                else objectCandidates.push(object)
+              }
+              if (tally.objectsScanned % settings.pageSize === 0) yield* progress("objects")
+            } else if (record !== undefined) {
+              if (isAfter(record.uploadedAt, cutoff)) tally.youngRecord()
+              else recordCandidates.push(record)
             }
-            object = yield* listing.next
-            if (tally.objectsScanned % settings.pageSize === 0) yield* progress("objects")
-          }
-          if (order >= 0) {
-            const r = (record as Option.Some<FileRecord>).value
-            if (order > 0) {
-              if (isAfter(r.uploadedAt, cutoff)) tally.youngRecord()
-              else recordCandidates.push(r)
+            // One-sided keys are checked against the database a page at a time.
+            if (objectCandidates.length >= settings.pageSize) {
+              yield* checkObjects(objectCandidates)
+              objectCandidates = []
             }
-            record = yield* records.next
+            if (recordCandidates.length >= settings.pageSize) {
+              yield* checkRecords(recordCandidates)
+              recordCandidates = []
+            }
           }
-          if (objectCandidates.length >= settings.pageSize) {
-            yield* checkObjects(objectCandidates)
-            objectCandidates = []
-          }
-          if (recordCandidates.length >= settings.pageSize) {
-            yield* checkRecords(recordCandidates)
-            recordCandidates = []
-          }
-        }
-        yield* checkObjects(objectCandidates)
-        yield* checkRecords(recordCandidates)
-      }))
+        }))
+      yield* checkObjects(objectCandidates)
+      yield* checkRecords(recordCandidates)
       yield* progress("objects")
 
       // ---- pass 2: multipart sessions against the claims ----
@@ -388,46 +383,40 @@ const isAfter = (at: DateTime.Utc | undefined, instant: DateTime.Utc): boolean =
 
 const sessionId = (key: string, uploadId: string) => `${uploadId}\u0000${key}`
 
-/** A pull over a source, one element at a time, that checks strictly ascending keys. */
-const cursor = <A, E, R>(
+/** One key of the merge: on the bucket's side, the registry's, or both. */
+interface Entry {
+  readonly object: ObjectSummary | undefined
+  readonly record: FileRecord | undefined
+}
+
+/** Keys in UTF-8 byte order, as S3 lists them. */
+const keyOrder: Order.Order<string> = (a, b) => compareKeys(a, b) as -1 | 0 | 1
+
+/** The stream, failing with `ListingOutOfOrder` at the first key not strictly after the one before. */
+const inKeyOrder = <A, E, R>(
   source: ListingOutOfOrder["source"],
-  makePull: Effect.Effect<Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>, never, R>,
+  stream: Stream.Stream<A, E, R>,
   keyOf: (a: A) => string
-) =>
-  Effect.map(makePull, (pull) => {
-    let buffer: ReadonlyArray<A> = []
-    let index = 0
-    let done = false
+): Stream.Stream<A, E | ListingOutOfOrder, R> =>
+  Stream.suspend(() => {
     let previous: string | undefined
-    const refill: Effect.Effect<void, E> = Effect.suspend(() =>
-      pull.pipe(
-        Effect.map((chunk) => {
-          buffer = Chunk.toReadonlyArray(chunk)
-          index = 0
-        }),
-        Effect.catchAll(Option.match({
-          onNone: () => Effect.sync(() => void (done = true)),
-          onSome: (error) => Effect.fail(error)
-        }))
-      )
-    )
-    const next: Effect.Effect<Option.Option<A>, E | ListingOutOfOrder> = Effect.gen(function*() {
-      while (index >= buffer.length && !done) yield* refill
-      if (index >= buffer.length) return Option.none()
-      const a = buffer[index++]!
-      const key = keyOf(a)
-      if (previous !== undefined && compareKeys(previous, key) >= 0) {
-        return yield* new ListingOutOfOrder({
-          source,
-          previous,
-          key,
-          message: `the ${source} listing is not in ascending byte order of keys: "${key}" came after "${previous}"`
-        })
+    return Stream.mapChunksEffect(stream, (chunk) => {
+      for (const a of chunk) {
+        const key = keyOf(a)
+        if (previous !== undefined && compareKeys(previous, key) >= 0) {
+          return Effect.fail(
+            new ListingOutOfOrder({
+              source,
+              previous,
+              key,
+              message: `the ${source} listing is not in ascending byte order of keys: "${key}" came after "${previous}"`
+            })
+          )
+        }
+        previous = key
       }
-      previous = key
-      return Option.some(a)
+      return Effect.succeed(chunk)
     })
-    return { next }
   })
 
 /**
@@ -435,27 +424,24 @@ const cursor = <A, E, R>(
  * the key equal to the prefix first, then every key after it that still
  * starts with it (in byte order, those are contiguous).
  */
-const registryCursor = (registry: FileRegistry["Type"], prefix: string | undefined, pageSize: number) => {
-  let after = prefix ?? ""
-  let first = true
-  let exhausted = false
-  const fetch: Effect.Effect<Chunk.Chunk<FileRecord>, SqlError> = Effect.gen(function*() {
-    const exact: ReadonlyArray<FileRecord> = first && prefix !== undefined
-      ? Option.toArray(yield* registry.get(prefix)).filter((r) => r.status !== "deleted")
-      : []
-    first = false
-    const rows = yield* registry.liveAfter(after, pageSize)
-    if (rows.length < pageSize) exhausted = true
-    if (rows.length > 0) after = rows[rows.length - 1]!.key
-    const inside = prefix === undefined ? rows : rows.filter((r) => r.key.startsWith(prefix))
-    if (inside.length < rows.length) exhausted = true
-    return Chunk.unsafeFromArray([...exact, ...inside])
-  })
-  const page: Effect.Effect<Chunk.Chunk<FileRecord>, Option.Option<SqlError>> = Effect.suspend(() =>
-    exhausted ? Effect.fail(Option.none()) : Effect.mapError(fetch, Option.some)
-  )
-  return cursor("registry", Effect.succeed(page), (r: FileRecord) => r.key)
-}
+const registryRecords = (
+  registry: FileRegistry["Type"],
+  prefix: string | undefined,
+  pageSize: number
+): Stream.Stream<FileRecord, SqlError> =>
+  Stream.paginateChunkEffect({ after: prefix ?? "", first: true }, ({ after, first }) =>
+    Effect.gen(function*() {
+      const exact = first && prefix !== undefined
+        ? Option.toArray(yield* registry.get(prefix)).filter((r) => r.status !== "deleted")
+        : []
+      const rows = yield* registry.liveAfter(after, pageSize)
+      const inside = prefix === undefined ? rows : rows.filter((r) => r.key.startsWith(prefix))
+      const more = rows.length === pageSize && inside.length === rows.length
+      return [
+        Chunk.unsafeFromArray([...exact, ...inside]),
+        more ? Option.some({ after: rows[rows.length - 1]!.key, first: false }) : Option.none()
+      ] as const
+    }))
 
 /** Counts and samples, bounded. */
 const makeTally = (sampleSize: number) => {
