@@ -18,21 +18,17 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import { Authentication, CurrentPrincipal, FileAcl, StorageApiGroup, StorageHandlers } from "../src/http/index.js"
 import {
   AccessDenied,
   ClaimNotFound,
-  CurrentPrincipal,
-  FileAcl,
   FileRefs,
   Files,
   isAnonymous,
   ServiceUnavailable,
-  StorageApiGroup,
-  StorageHandlers,
   Unauthenticated
 } from "../src/index.js"
-import { Authentication } from "../src/http/Authentication.js"
-import { uuidv7 } from "../src/internal/uuidv7.js"
 
 /** A document; `files` are object keys of uploads it owns. */
 export class Document extends Schema.Class<Document>("Document")({
@@ -154,7 +150,7 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
       .handle("create", ({ payload }) =>
         inTransaction(Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
-          const document = new Document({ id: yield* uuidv7, ...payload })
+          const document = new Document({ id: randomUUID(), ...payload })
           yield* hooks.onCreate(principal, document)
           yield* repo.insert(principal.id, document)
           return document

@@ -20,9 +20,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
-import { Authentication, Prometheus, RequestBody, Storage, StorageHandlers, TokenResolver, UploadPage } from "../src/index.js"
-import { Files } from "../src/layers/Files.js"
-import { duration } from "../src/layers/StorageConfig.js"
+import {
+  Authentication,
+  Prometheus,
+  RequestBody,
+  StorageHandlers,
+  TokenResolver,
+  UploadPage
+} from "../src/http/index.js"
+import { durationConfig, Storage } from "../src/index.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 
 /** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
@@ -37,8 +43,8 @@ const TokensLive = Layer.unwrapEffect(Effect.gen(function*() {
   return TokenResolver.layerFromEnv
 }))
 
-/** The storage stack, the example's tables and the Files facade. */
-const StorageLive = Layer.mergeAll(Files.Default, Layer.effectDiscard(migrations)).pipe(
+/** The storage stack (with the Files facade) and the example's tables. */
+const StorageLive = Layer.effectDiscard(migrations).pipe(
   Layer.provideMerge(Storage.layerFromConfig)
 )
 
@@ -67,8 +73,8 @@ const PagesLive = HttpApiBuilder.Router.use((router) =>
  */
 const HttpLive = Layer.unwrapEffect(Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(8080))
-  const headersTimeout = yield* duration("HTTP_HEADERS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
-  const requestTimeout = yield* duration("HTTP_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.minutes(5)))
+  const headersTimeout = yield* durationConfig("HTTP_HEADERS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
+  const requestTimeout = yield* durationConfig("HTTP_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.minutes(5)))
   const options = {
     headersTimeout: Duration.toMillis(headersTimeout),
     requestTimeout: Math.max(Duration.toMillis(requestTimeout), Duration.toMillis(headersTimeout)),

@@ -12,6 +12,6 @@ await build({
   target: "node20",
   packages: "external",
   sourcemap: true,
-  outfile: "dist/example/server.mjs",
+  outfile: "build/example/server.mjs",
   logLevel: "warning"
 })

@@ -1,8 +1,10 @@
 /**
  * effect-storage: durable upload bookkeeping for Effect applications.
  *
- * Service tags and models are exported by name; each implementation module
- * is exported as a namespace with its layers.
+ * This is the core: models, errors, service tags, their implementations
+ * and the flows. Service tags and models are exported by name; each
+ * implementation module is exported as a namespace with its layers. The
+ * HTTP API is `effect-storage/http`, the operator CLI `effect-storage/cli`.
  *
  * @since 0.1.0
  */
@@ -54,7 +56,13 @@ export * as MemoryObjectStorage from "./layers/objects/MemoryObjectStorage.js"
 export * as FileSystemObjectStorage from "./layers/objects/FileSystemObjectStorage.js"
 /** @since 0.1.0 */
 export * as S3ObjectStorage from "./layers/objects/S3ObjectStorage.js"
-export { StorageConfig, type StorageOverrides, type StorageSettings } from "./layers/StorageConfig.js"
+export {
+  byteSize as byteSizeConfig,
+  duration as durationConfig,
+  StorageConfig,
+  type StorageOverrides,
+  type StorageSettings
+} from "./layers/StorageConfig.js"
 /** @since 0.1.0 */
 export * as StorageMetrics from "./layers/StorageMetrics.js"
 export { StorageEvents } from "./services/StorageEvents.js"
@@ -78,18 +86,3 @@ export {
   type ReconcileReport,
   Reconciler
 } from "./layers/Reconciler.js"
-
-// ---- http ----
-export { Authentication, CurrentPrincipal, parseTokens, TokenResolver } from "./http/Authentication.js"
-export { FileAcl } from "./http/FileAcl.js"
-export { StorageApi, StorageApiGroup } from "./http/StorageApi.js"
-/** @since 0.1.0 */
-export * as StorageHandlers from "./http/StorageHandlers.js"
-/** @since 0.1.0 */
-export * as RequestBody from "./http/RequestBody.js"
-/** @since 0.1.0 */
-export * as Download from "./http/Download.js"
-/** @since 0.1.0 */
-export * as UploadPage from "./http/UploadPage.js"
-/** @since 0.1.0 */
-export * as Prometheus from "./http/Prometheus.js"

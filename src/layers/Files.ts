@@ -114,8 +114,8 @@ export class Files extends Effect.Service<Files>()("effect-storage/Files", {
     const events = yield* StorageEvents
     const mapper = yield* UrlKeyMapper
 
-    /** One `FileClaimed` per adopted key, in the caller's transaction, and the metric. */
-    const claimed = (keys: ReadonlyArray<string>) =>
+    /** One `FileClaimed` event (topic `storage.file.claimed`) per adopted key, in the caller's transaction, and the metric. */
+    const publishAdopted = (keys: ReadonlyArray<string>) =>
       Effect.gen(function*() {
         for (const key of keys) yield* events.publish(new FileClaimed({ key }))
         yield* Metric.incrementBy(StorageMetrics.claimsAdopted, keys.length)
@@ -126,9 +126,8 @@ export class Files extends Effect.Service<Files>()("effect-storage/Files", {
      * nothing, then publishes one `FileClaimed` per key.
      *
      * Keys are trimmed, empty ones dropped, and de-duplicated: a key
-     * referenced twice yields one adoption and one event (the Go module
-     * published one event per occurrence). No keys: nothing happens, even
-     * for an anonymous principal.
+     * referenced twice yields one adoption and one event. No keys: nothing
+     * happens, even for an anonymous principal.
      *
      * Fails with `ClaimNotFound` when any key is not an uploaded,
      * unadopted upload of the principal's (missing, still pending, someone
@@ -140,7 +139,7 @@ export class Files extends Effect.Service<Files>()("effect-storage/Files", {
       yield* Effect.annotateCurrentSpan("files.adopt", unique.length)
       if (unique.length === 0) return
       yield* consumer.consumeMany(principal, unique)
-      yield* claimed(unique)
+      yield* publishAdopted(unique)
     })
 
     /**
@@ -161,7 +160,7 @@ export class Files extends Effect.Service<Files>()("effect-storage/Files", {
         yield* Effect.annotateCurrentSpan({ "files.adopt": toAdopt.length, "files.delete": toDelete.length })
         if (toAdopt.length > 0) yield* consumer.consumeMany(principal, toAdopt)
         if (toDelete.length > 0) yield* scheduler.schedule(toDelete, "replaced")
-        if (toAdopt.length > 0) yield* claimed(toAdopt)
+        if (toAdopt.length > 0) yield* publishAdopted(toAdopt)
       }
     )
 

@@ -30,6 +30,7 @@ import { StorageEvents } from "../services/StorageEvents.js"
 import type { UploadPartStore } from "../services/UploadPartStore.js"
 import { ClaimSweeper } from "./ClaimSweeper.js"
 import { DeleteWorker } from "./DeleteWorker.js"
+import { Files } from "./Files.js"
 import * as FileSystemObjectStorage from "./objects/FileSystemObjectStorage.js"
 import * as MemoryObjectStorage from "./objects/MemoryObjectStorage.js"
 import * as S3ObjectStorage from "./objects/S3ObjectStorage.js"
@@ -104,12 +105,13 @@ export type Services =
   | StorageConfig
   | StorageEvents
   | Uploads
+  | Files
   | DeleteWorker
   | ClaimSweeper
 
 /**
  * The stack over given parts: the database, stores, backend, settings and
- * events, plus the upload flow and the workers (run on their schedules
+ * events, plus the upload flow, the `Files` facade and the workers (run on their schedules
  * unless `runWorkers` is false) and metrics sampling.
  *
  * @since 0.1.0
@@ -128,7 +130,7 @@ export const layer = (parts: {
     parts.config,
     parts.events ?? StorageEvents.layerLog
   ).pipe(Layer.provideMerge(parts.database))
-  const services = Layer.mergeAll(Uploads.Default, DeleteWorker.Default, ClaimSweeper.Default).pipe(
+  const services = Layer.mergeAll(Uploads.Default, Files.Default, DeleteWorker.Default, ClaimSweeper.Default).pipe(
     Layer.provideMerge(foundation)
   )
   const background = parts.runWorkers === false

@@ -9,7 +9,8 @@ import * as Schema from "effect/Schema"
 import { DeleteReason } from "./Models.js"
 
 /**
- * A business record adopted an uploaded file.
+ * A business record adopted an uploaded file. (The topic keeps the name
+ * `storage.file.claimed` of the public contract.)
  *
  * @since 0.1.0
  * @category events

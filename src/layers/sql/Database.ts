@@ -1,11 +1,13 @@
 /**
  * A `SqlClient` from a URL: `sqlite:PATH`, `postgres://...`, `mysql://...`.
  *
+ * The three clients (`@effect/sql-sqlite-node`, `@effect/sql-pg`,
+ * `@effect/sql-mysql2`) are optional peer dependencies, loaded only for a
+ * URL that needs one: an app on PostgreSQL installs neither SQLite nor
+ * MySQL. A missing one fails with `DriverNotInstalled`, naming the package.
+ *
  * @since 0.1.0
  */
-import { MysqlClient } from "@effect/sql-mysql2"
-import { PgClient } from "@effect/sql-pg"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -17,7 +19,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { InvalidDatabaseUrl } from "../../schema/Errors.js"
+import { importOptional } from "../../internal/optionalPeer.js"
+import { type DriverNotInstalled, InvalidDatabaseUrl } from "../../schema/Errors.js"
 
 /**
  * The database a URL points at.
@@ -88,24 +91,35 @@ export const parseUrl = (url: string): Effect.Effect<DatabaseTarget, InvalidData
  * @since 0.1.0
  * @category layers
  */
-export const layerFromTarget = (target: DatabaseTarget): Layer.Layer<SqlClient.SqlClient, SqlError> => {
+export const layerFromTarget = (
+  target: DatabaseTarget
+): Layer.Layer<SqlClient.SqlClient, SqlError | DriverNotInstalled> => {
   switch (target._tag) {
     case "sqlite":
       return sqliteLayer(target.filename)
     case "pg":
-      return PgClient.layer({ url: Redacted.make(target.url) })
+      return Layer.unwrapEffect(Effect.map(
+        importOptional("@effect/sql-pg", "0.53.0", "A postgres:// DATABASE_URL", () => import("@effect/sql-pg")),
+        ({ PgClient }) => PgClient.layer({ url: Redacted.make(target.url) })
+      ))
     case "mysql":
-      return Layer.scopedContext(Effect.map(
-        MysqlClient.make({
+      return Layer.scopedContext(Effect.gen(function*() {
+        const { MysqlClient } = yield* importOptional(
+          "@effect/sql-mysql2",
+          "0.53.0",
+          "A mysql:// DATABASE_URL",
+          () => import("@effect/sql-mysql2")
+        )
+        const client = yield* MysqlClient.make({
           host: target.host,
           port: target.port,
           database: target.database,
           username: target.username,
           password: target.password === undefined ? undefined : Redacted.make(target.password),
           poolConfig: { timezone: "Z" }
-        }),
-        (client) => Context.make(MysqlClient.MysqlClient, client).pipe(Context.add(SqlClient.SqlClient, client))
-      )).pipe(Layer.provide(Reactivity.layer))
+        })
+        return Context.make(MysqlClient.MysqlClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+      })).pipe(Layer.provide(Reactivity.layer))
   }
 }
 
@@ -115,7 +129,9 @@ export const layerFromTarget = (target: DatabaseTarget): Layer.Layer<SqlClient.S
  * @since 0.1.0
  * @category layers
  */
-export const layerFromUrl = (url: string): Layer.Layer<SqlClient.SqlClient, SqlError | InvalidDatabaseUrl> =>
+export const layerFromUrl = (
+  url: string
+): Layer.Layer<SqlClient.SqlClient, SqlError | InvalidDatabaseUrl | DriverNotInstalled> =>
   Layer.unwrapEffect(Effect.map(parseUrl(url), layerFromTarget))
 
 /**
@@ -136,13 +152,19 @@ export const urlConfig: Config.Config<string> = Config.string("DATABASE_URL").pi
  */
 export const layerFromConfig: Layer.Layer<
   SqlClient.SqlClient,
-  SqlError | InvalidDatabaseUrl | ConfigError.ConfigError
+  SqlError | InvalidDatabaseUrl | DriverNotInstalled | ConfigError.ConfigError
 > = Layer.unwrapEffect(Effect.map(urlConfig, layerFromUrl))
 
 // ---- internal ----
 
-const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient> =>
+const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient, DriverNotInstalled> =>
   Layer.scopedContext(Effect.gen(function*() {
+    const { SqliteClient } = yield* importOptional(
+      "@effect/sql-sqlite-node",
+      "0.53.0",
+      "A sqlite: DATABASE_URL",
+      () => import("@effect/sql-sqlite-node")
+    )
     if (filename !== ":memory:") mkdirSync(dirname(filename), { recursive: true })
     const client = yield* SqliteClient.make({ filename })
     // A second process on the same file waits for the lock instead of failing at once.
