@@ -161,5 +161,19 @@ export default [
         }
       ]
     }
+  },
+  {
+    // Plain JavaScript run by Node: its globals (TypeScript knows them from @types/node).
+    files: ["**/*.mjs"],
+    languageOptions: {
+      globals: {
+        Buffer: "readonly",
+        console: "readonly",
+        fetch: "readonly",
+        process: "readonly",
+        TextEncoder: "readonly",
+        URL: "readonly"
+      }
+    }
   }
 ]

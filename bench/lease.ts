@@ -39,7 +39,9 @@ const small = 10_000
 const large = Number(flags.options.get("rows") ?? (flags.quick ? 100_000 : 1_000_000))
 const samplesPerRun = flags.quick ? 50 : 200
 const warmup = flags.quick ? 10 : 30
-const dialects = (flags.options.get("dialects") ?? "pg,mysql,sqlite").split(",").filter((d) => d !== "") as Array<Dialect>
+const dialects = (flags.options.get("dialects") ?? "pg,mysql,sqlite").split(",").filter((d) => d !== "") as Array<
+  Dialect
+>
 
 class Rollback {
   readonly _tag = "Rollback"
@@ -144,8 +146,24 @@ const formatPlan = (dialect: Dialect, rows: ReadonlyArray<Record<string, unknown
     case "pg":
       return rows.map((row) => String(row["QUERY PLAN"])).join("\n")
     case "mysql": {
-      const columns = ["id", "select_type", "table", "type", "possible_keys", "key", "key_len", "ref", "rows", "r_rows", "filtered", "r_filtered", "Extra"]
-      return [columns.join(" | "), ...rows.map((row) => columns.map((c) => String(row[c] ?? "NULL")).join(" | "))].join("\n")
+      const columns = [
+        "id",
+        "select_type",
+        "table",
+        "type",
+        "possible_keys",
+        "key",
+        "key_len",
+        "ref",
+        "rows",
+        "r_rows",
+        "filtered",
+        "r_filtered",
+        "Extra"
+      ]
+      return [columns.join(" | "), ...rows.map((row) => columns.map((c) => String(row[c] ?? "NULL")).join(" | "))].join(
+        "\n"
+      )
     }
     case "sqlite":
       return rows.map((row) => `${"  ".repeat(Number(row.parent) === 0 ? 0 : 1)}${String(row.detail)}`).join("\n")
@@ -204,7 +222,9 @@ const plan = (dialect: Dialect, prepared: Prepared) =>
     for (const statement of planStatements(dialect)) {
       const rows = yield* sql.withTransaction(Effect.gen(function*() {
         const rows = yield* sql.unsafe<Record<string, unknown>>(statement)
-        return yield* Effect.fail(new Rollback(0, rows.length)).pipe(Effect.as(rows)).pipe(Effect.orElseSucceed(() => rows))
+        return yield* Effect.fail(new Rollback(0, rows.length)).pipe(Effect.as(rows)).pipe(
+          Effect.orElseSucceed(() => rows)
+        )
       }))
       texts.push(formatPlan(dialect, rows))
     }
@@ -221,11 +241,18 @@ const runDialect = async (dialect: Dialect) => {
         const m = median(await samples(set, samplesPerRun))
         medians.get(set.rows)!.push(m)
       }
-      log(`run ${run + 1}/${flags.runs} ${dialect}: ` + sets.map((s) => `${s.rows} rows ${fmt(medians.get(s.rows)!.at(-1)!, 3)} ms`).join(", "))
+      log(
+        `run ${run + 1}/${flags.runs} ${dialect}: ` +
+          sets.map((s) => `${s.rows} rows ${fmt(medians.get(s.rows)!.at(-1)!, 3)} ms`).join(", ")
+      )
     }
     const plans: Array<string> = []
     for (const set of sets) {
-      plans.push(`${dialect === "pg" ? "PostgreSQL" : dialect === "mysql" ? "MariaDB" : "SQLite"}, ${set.rows.toLocaleString("en-US")} rows:\n\n\`\`\`\n${await plan(dialect, set)}\n\`\`\``)
+      plans.push(
+        `${dialect === "pg" ? "PostgreSQL" : dialect === "mysql" ? "MariaDB" : "SQLite"}, ${
+          set.rows.toLocaleString("en-US")
+        } rows:\n\n\`\`\`\n${await plan(dialect, set)}\n\`\`\``
+      )
     }
     return { medians, plans }
   } finally {
@@ -249,7 +276,7 @@ const main = async () => {
     const name = dialect === "pg" ? "PostgreSQL" : dialect === "mysql" ? "MariaDB" : "SQLite"
     rows.push([name, small.toLocaleString("en-US"), fmtSpread(spread(a), 3), "1.00x (baseline)"])
     rows.push([name, large.toLocaleString("en-US"), fmtSpread(spread(b), 3), fmtRatio(pairedRatio(b, a))])
-    plans.push(...result.plans)
+    for (const plan of result.plans) plans.push(plan)
   }
   const body = [
     `Median latency of \`DeleteQueue.lease(now, 100, "5 minutes")\` (inside a transaction that is rolled back, so ` +

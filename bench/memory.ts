@@ -110,9 +110,14 @@ const main = async () => {
       try {
         await apiUpload(api.url, file, partSize, 1, "warmup.bin")
         await emptyBucket(client, bucket)
-        return await underLoad(api, () =>
-          Promise.all(Array.from({ length: clients }, (_, i) =>
-            apiUpload(api.url, file, perClient, concurrency, `client-${i}.bin`))))
+        return await underLoad(
+          api,
+          () =>
+            Promise.all(
+              Array.from({ length: clients }, (_, i) =>
+                apiUpload(api.url, file, perClient, concurrency, `client-${i}.bin`))
+            )
+        )
       } finally {
         await api.stop()
       }
@@ -126,9 +131,14 @@ const main = async () => {
     try {
       await proxyUpload(proxy.url, "warmup.bin", file, partSize, 1)
       await emptyBucket(client, bucket)
-      return await underLoad(proxy, () =>
-        Promise.all(Array.from({ length: clients }, (_, i) =>
-          proxyUpload(proxy.url, `proxy/${i}.bin`, file, perClient, concurrency))))
+      return await underLoad(
+        proxy,
+        () =>
+          Promise.all(
+            Array.from({ length: clients }, (_, i) =>
+              proxyUpload(proxy.url, `proxy/${i}.bin`, file, perClient, concurrency))
+          )
+      )
     } finally {
       await proxy.stop()
       await emptyBucket(client, bucket)
@@ -139,8 +149,10 @@ const main = async () => {
     try {
       await tusUpload(tus.url, file, partSize, partSize)
       await emptyBucket(client, bucket)
-      return await underLoad(tus, () =>
-        Promise.all(Array.from({ length: clients }, () => tusUpload(tus.url, file, perClient, partSize))))
+      return await underLoad(
+        tus,
+        () => Promise.all(Array.from({ length: clients }, () => tusUpload(tus.url, file, perClient, partSize)))
+      )
     } finally {
       await tus.stop()
       await emptyBucket(client, bucket)
@@ -161,7 +173,9 @@ const main = async () => {
         })
         results.get(id)!.push(peak)
         log(
-          `run ${run + 1}/${flags.runs} ${id}: peak ${fmt(peak.hwm / mib, 1)} MiB (idle ${fmt(peak.idle / mib, 1)} MiB), ` +
+          `run ${run + 1}/${flags.runs} ${id}: peak ${fmt(peak.hwm / mib, 1)} MiB (idle ${
+            fmt(peak.idle / mib, 1)
+          } MiB), ` +
             `${fmt((clients * perClient) / mib / peak.seconds, 1)} MiB/s`
         )
       }
@@ -186,17 +200,29 @@ const main = async () => {
   const idle = (peaks: ReadonlyArray<Peak>) => peaks.map((p) => ({ ...p, hwm: p.idle, sampled: p.idle }))
   const versus = (peaks: ReadonlyArray<Peak>) => fmtRatio(pairedRatio(startedHwm, peaks.map((p) => p.hwm)))
   const rows = [
-    row("effect-storage example server as `npm start` runs it (compiled by esbuild, plain node), idle", idle(started), versus(idle(started))),
+    row(
+      "effect-storage example server as `npm start` runs it (compiled by esbuild, plain node), idle",
+      idle(started),
+      versus(idle(started))
+    ),
     row("effect-storage example server as `npm start` runs it, under the load", started, "1.00x (baseline)"),
     row("effect-storage example server through tsx (`npm run dev`), idle", idle(api), versus(idle(api))),
     row("effect-storage example server through tsx (`npm run dev`), under the load", api, versus(api)),
     row("bare Node pass-through server, same load", results.get("proxy")!, versus(results.get("proxy")!)),
-    row(`@tus/server + @tus/s3-store, ${clients} tus uploads of the same size`, results.get("tus")!, versus(results.get("tus")!))
+    row(
+      `@tus/server + @tus/s3-store, ${clients} tus uploads of the same size`,
+      results.get("tus")!,
+      versus(results.get("tus")!)
+    )
   ]
   const worst = Math.max(...startedHwm)
   const body = [
-    `${clients} clients at once, each uploading ${perClient / mib} MiB in ${partSize / mib} MiB parts, ${concurrency} parts ` +
-    `at a time (${clients * concurrency} part requests in flight; tus: one 16 MiB PATCH at a time per client), S3 backend ` +
+    `${clients} clients at once, each uploading ${perClient / mib} MiB in ${
+      partSize / mib
+    } MiB parts, ${concurrency} parts ` +
+    `at a time (${
+      clients * concurrency
+    } part requests in flight; tus: one 16 MiB PATCH at a time per client), S3 backend ` +
     `on Ceph RGW, PostgreSQL; ${flags.runs} runs, fresh server processes each run. Peak = VmHWM of the server process, ` +
     "reset (clear_refs) right before the load; \"sampled\" = highest VmRSS seen every 20 ms. Memory in MB (10^6 bytes). " +
     "The ratio is the `npm start` server's peak under load over the row's figure, per run.",
@@ -210,7 +236,14 @@ const main = async () => {
   record({
     benchmark: "bench:memory",
     flags,
-    versions: ["effect", "@effect/platform-node", "@aws-sdk/client-s3", "@tus/server", "@tus/s3-store", "tus-js-client"],
+    versions: [
+      "effect",
+      "@effect/platform-node",
+      "@aws-sdk/client-s3",
+      "@tus/server",
+      "@tus/s3-store",
+      "tus-js-client"
+    ],
     servers: [await pgVersion(), `Ceph RGW at ${s3.endpoint}`],
     body
   })

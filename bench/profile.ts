@@ -51,13 +51,19 @@ for (const file of files) {
   const byPkg = new Map<string, number>()
   for (const [id, us] of self) {
     const { functionName, lineNumber, url } = byId.get(id)!.callFrame
-    const key = `${functionName || "(anonymous)"} ${url.replace(/^.*node_modules\//, "").replace(/^file:\/\/\/work\/[^/]+\//, "")}:${lineNumber + 1}`
+    const key = `${functionName || "(anonymous)"} ${
+      url.replace(/^.*node_modules\//, "").replace(/^file:\/\/\/work\/[^/]+\//, "")
+    }:${lineNumber + 1}`
     byFn.set(key, (byFn.get(key) ?? 0) + us)
     const pkg = ["(idle)", "(program)", "(garbage collector)"].includes(functionName) ? functionName : pkgOf(url)
     byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + us)
   }
   const pct = (us: number) => `${((100 * us) / totalUs).toFixed(1)}%`.padStart(6)
-  console.log(`\n== ${file}: ${(totalUs / 1e6).toFixed(2)} s sampled; ${idle.map(([id, us]) => `${byId.get(id)!.callFrame.functionName} ${pct(us)}`).join(", ")}`)
+  console.log(
+    `\n== ${file}: ${(totalUs / 1e6).toFixed(2)} s sampled; ${
+      idle.map(([id, us]) => `${byId.get(id)!.callFrame.functionName} ${pct(us)}`).join(", ")
+    }`
+  )
   console.log("-- self time by package")
   for (const [k, us] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${pct(us)}  ${k}`)
   console.log("-- self time by function")

@@ -9,14 +9,14 @@
  * and signalled ready) to the last job finished in any process; enqueueing is
  * not timed. Before each drain: VACUUM ANALYZE and CHECKPOINT (PostgreSQL).
  */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { Logger as GraphileLogger, makeWorkerUtils, runMigrations } from "graphile-worker"
-import PgBoss from "pg-boss"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
 import { join } from "node:path"
+import PgBoss from "pg-boss"
 import { Database, DeleteScheduler, SqlStores } from "../src/index.js"
 import {
   benchDir,
@@ -221,12 +221,17 @@ interface Drain {
 
 const drain = async (side: Side, db: BenchDatabase, processes: number): Promise<Drain> => {
   const kind = side.kind
-  const children = Array.from({ length: processes }, () =>
-    forkTs(join(benchDir, "queue", "worker.ts"), [kind, db.url, JSON.stringify(settings)], {
-      env: side.env ?? {},
-      // `--profile=DIR`: a V8 CPU profile of every worker process, for `--cpu-prof` analysis.
-      execArgv: profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${side.id}-x${processes}`]
-    }))
+  const children = Array.from(
+    { length: processes },
+    () =>
+      forkTs(join(benchDir, "queue", "worker.ts"), [kind, db.url, JSON.stringify(settings)], {
+        env: side.env ?? {},
+        // `--profile=DIR`: a V8 CPU profile of every worker process, for `--cpu-prof` analysis.
+        execArgv: profileDir === undefined
+          ? []
+          : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${side.id}-x${processes}`]
+      })
+  )
   const done = new Map<number, { t0: number; tLast: number; count: number; cpuMs: number }>()
   const progress = new Map<number, number>()
   let stopSent = false
@@ -241,7 +246,10 @@ const drain = async (side: Side, db: BenchDatabase, processes: number): Promise<
     )
     await Promise.all(ready)
     const finished = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${kind} did not drain within ${drainTimeoutMs} ms`)), drainTimeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`${kind} did not drain within ${drainTimeoutMs} ms`)),
+        drainTimeoutMs
+      )
       const check = () => {
         const counted = [...progress.values()].reduce((a, b) => a + b, 0)
         if (!stopSent && counted >= total && done.size < children.length) {
@@ -333,7 +341,11 @@ const runOurs = async (dialect: Dialect, series: Series) => {
           await settle(db)
           return drain({ id: "ours", kind: "ours", label: labels.ours }, db, processes)
         }, () => recover(db, "ours"))
-        log(`run ${rep + 1}/${flags.runs} ${dialect} ours x${processes}: ${fmt(result.ms, 0)} ms, ${fmt(result.perSecond, 0)} rows/s`)
+        log(
+          `run ${rep + 1}/${flags.runs} ${dialect} ours x${processes}: ${fmt(result.ms, 0)} ms, ${
+            fmt(result.perSecond, 0)
+          } rows/s`
+        )
         push(series, `${dialect}/ours/${processes}`, result.perSecond)
       }
     }
@@ -355,7 +367,9 @@ const main = async () => {
     })
   }
   await runPg(series, sides)
-  const dialects = ((flags.options.get("dialects") ?? "mysql,sqlite").split(",").filter((d) => d !== "")) as Array<Dialect>
+  const dialects = ((flags.options.get("dialects") ?? "mysql,sqlite").split(",").filter((d) => d !== "")) as Array<
+    Dialect
+  >
   for (const dialect of dialects) {
     if (dialect === "mysql") servers.push(await mysqlVersion())
     await runOurs(dialect, series)
@@ -421,7 +435,16 @@ const main = async () => {
   record({
     benchmark: "bench:queue",
     flags,
-    versions: ["effect", "@effect/sql", "@effect/sql-pg", "@effect/sql-mysql2", "@effect/sql-sqlite-node", "graphile-worker", "pg-boss", "pg"],
+    versions: [
+      "effect",
+      "@effect/sql",
+      "@effect/sql-pg",
+      "@effect/sql-mysql2",
+      "@effect/sql-sqlite-node",
+      "graphile-worker",
+      "pg-boss",
+      "pg"
+    ],
     servers,
     body
   })

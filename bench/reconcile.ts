@@ -67,23 +67,35 @@ const measure = async (library: Library) => {
       return registryKeys.slice(lo, lo + limit).map(recordOf)
     })
   const stubs = Layer.mergeAll(
-    Layer.succeed(library.ObjectStorage, {
-      name: "synthetic",
-      listObjects: () => objects,
-      statObject: (key: string) => Effect.fail(new library.ObjectNotFound({ key })),
-      multipart: Option.none()
-    } as unknown as typeof library.ObjectStorage.Service),
-    Layer.succeed(library.FileRegistry, {
-      liveAfter,
-      get: () => Effect.succeed(Option.none()),
-      lookup: (keys: Iterable<string>) => Effect.succeed([...keys].filter((k) => k.endsWith(".gone")).map(recordOf))
-    } as unknown as typeof library.FileRegistry.Service),
-    Layer.succeed(library.ClaimStore, {
-      findByKeys: () => Effect.succeed([])
-    } as unknown as typeof library.ClaimStore.Service),
-    Layer.succeed(library.DeleteQueue, {
-      findByKeys: () => Effect.succeed([])
-    } as unknown as typeof library.DeleteQueue.Service)
+    Layer.succeed(
+      library.ObjectStorage,
+      {
+        name: "synthetic",
+        listObjects: () => objects,
+        statObject: (key: string) => Effect.fail(new library.ObjectNotFound({ key })),
+        multipart: Option.none()
+      } as unknown as typeof library.ObjectStorage.Service
+    ),
+    Layer.succeed(
+      library.FileRegistry,
+      {
+        liveAfter,
+        get: () => Effect.succeed(Option.none()),
+        lookup: (keys: Iterable<string>) => Effect.succeed([...keys].filter((k) => k.endsWith(".gone")).map(recordOf))
+      } as unknown as typeof library.FileRegistry.Service
+    ),
+    Layer.succeed(
+      library.ClaimStore,
+      {
+        findByKeys: () => Effect.succeed([])
+      } as unknown as typeof library.ClaimStore.Service
+    ),
+    Layer.succeed(
+      library.DeleteQueue,
+      {
+        findByKeys: () => Effect.succeed([])
+      } as unknown as typeof library.DeleteQueue.Service
+    )
   )
   globalThis.gc?.()
   let peak = process.memoryUsage().heapUsed
@@ -115,7 +127,11 @@ const main = async () => {
     { id: "this", label: "this checkout", library: await loadLibrary() }
   ]
   if (baselineRev !== undefined) {
-    variants.push({ id: "baseline", label: `baseline ${baselineRev}`, library: await loadLibrary(exportRevision(baselineRev)) })
+    variants.push({
+      id: "baseline",
+      label: `baseline ${baselineRev}`,
+      library: await loadLibrary(exportRevision(baselineRev))
+    })
   }
   const times = new Map<string, Array<number>>(variants.map((v) => [v.id, []]))
   const heaps = new Map<string, Array<number>>(variants.map((v) => [v.id, []]))
@@ -140,7 +156,9 @@ const main = async () => {
     flags,
     versions: ["effect"],
     body: [
-      `Dry run over ${objectCount.toLocaleString("en-US")} synthetic objects (pages of ${pageSize}); database checks answer at once.`,
+      `Dry run over ${
+        objectCount.toLocaleString("en-US")
+      } synthetic objects (pages of ${pageSize}); database checks answer at once.`,
       "",
       table(["library", "wall", "objects/s", "peak heap", "time, this / baseline"], rows)
     ].join("\n")

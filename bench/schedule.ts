@@ -14,6 +14,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import { randomUUID } from "node:crypto"
+import pg from "pg"
 import {
   fmt,
   fmtRatio,
@@ -30,14 +32,14 @@ import {
 } from "./lib/common.js"
 import { type BenchDatabase, createDatabase, type Dialect, mysqlVersion, pgVersion, waitForServers } from "./lib/db.js"
 import { exportRevision, type Library, loadLibrary } from "./lib/library.js"
-import { randomUUID } from "node:crypto"
-import pg from "pg"
 
 const flags = parseFlags()
 const sizes = [0, 1, 10, 1000]
 const iterations = (size: number) => (flags.quick ? (size >= 1000 ? 10 : 40) : (size >= 1000 ? 60 : 300))
 const warmup = flags.quick ? 5 : 20
-const dialects = (flags.options.get("dialects") ?? "pg,mysql,sqlite").split(",").filter((d) => d !== "") as Array<Dialect>
+const dialects = (flags.options.get("dialects") ?? "pg,mysql,sqlite").split(",").filter((d) => d !== "") as Array<
+  Dialect
+>
 const baselineRev = flags.options.get("baseline")
 
 interface Variant {
@@ -89,7 +91,11 @@ const floorSamples = async (db: BenchDatabase, sizeRounds: number) => {
       const keys = Array.from({ length: size }, (_, i) => `documents/${n}/${i}.pdf`)
       const started = nowMs()
       await client.query("BEGIN")
-      await client.query("INSERT INTO bench_document (id, title, files) VALUES ($1, $2, $3)", [`doc-${n}`, "a document", "[]"])
+      await client.query("INSERT INTO bench_document (id, title, files) VALUES ($1, $2, $3)", [
+        `doc-${n}`,
+        "a document",
+        "[]"
+      ])
       if (size > 0) {
         const now = new Date().toISOString()
         await client.query(
@@ -155,7 +161,10 @@ const runDialect = async (dialect: Dialect, variants: ReadonlyArray<Variant>) =>
             const key = `floor/${size}`
             medians.set(key, [...(medians.get(key) ?? []), median(samples.get(size)!)])
           }
-          log(`run ${run + 1}/${flags.runs} pg floor: ` + sizes.map((size) => `${size} keys ${fmt(medians.get(`floor/${size}`)!.at(-1)!, 2)} ms`).join(", "))
+          log(
+            `run ${run + 1}/${flags.runs} pg floor: ` +
+              sizes.map((size) => `${size} keys ${fmt(medians.get(`floor/${size}`)!.at(-1)!, 2)} ms`).join(", ")
+          )
         }
       }
     } finally {
@@ -182,9 +191,16 @@ const main = async () => {
   for (const dialect of dialects) {
     if (dialect === "pg") servers.push(await pgVersion())
     if (dialect === "mysql") servers.push(await mysqlVersion())
-    const medians = await withRetries(`schedule on ${dialect}`, () => runDialect(dialect, variants), () => waitForServers())
+    const medians = await withRetries(
+      `schedule on ${dialect}`,
+      () => runDialect(dialect, variants),
+      () => waitForServers()
+    )
     const shown = dialect === "pg"
-      ? [...variants, { id: "floor", label: "hand-written SQL with `pg` (same rows, one INSERT ... unnest; the floor)" }]
+      ? [...variants, {
+        id: "floor",
+        label: "hand-written SQL with `pg` (same rows, one INSERT ... unnest; the floor)"
+      }]
       : variants
     for (const variant of shown) {
       const empty = medians.get(`${variant.id}/0`)!
@@ -205,7 +221,9 @@ const main = async () => {
   }
   const body = [
     "A business transaction (BEGIN; INSERT one business row; `DeleteScheduler.schedule(keys)`; COMMIT) timed from " +
-    `the client, with fresh keys every time; ${flags.runs} runs, each the median of ${iterations(0)} transactions per ` +
+    `the client, with fresh keys every time; ${flags.runs} runs, each the median of ${
+      iterations(0)
+    } transactions per ` +
     `size (${iterations(1000)} for 1,000 keys) after ${warmup} warm-up ones, sizes interleaved. Commits are durable ` +
     "(the servers' default fsync settings). The ratio is over the transaction that schedules nothing, per run.",
     "",
@@ -217,7 +235,15 @@ const main = async () => {
   record({
     benchmark: "bench:schedule",
     flags,
-    versions: ["effect", "@effect/sql", "@effect/sql-pg", "@effect/sql-mysql2", "@effect/sql-sqlite-node", "pg", "mysql2"],
+    versions: [
+      "effect",
+      "@effect/sql",
+      "@effect/sql-pg",
+      "@effect/sql-mysql2",
+      "@effect/sql-sqlite-node",
+      "pg",
+      "mysql2"
+    ],
     servers,
     body
   })

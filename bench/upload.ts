@@ -13,8 +13,8 @@
  * the ratio is the storage API's over the other side's, per run.
  */
 import { randomBytes } from "node:crypto"
-import { copyFile, mkdir, open, readdir, rm } from "node:fs/promises"
 import { createReadStream, createWriteStream } from "node:fs"
+import { copyFile, mkdir, open, readdir, rm } from "node:fs/promises"
 import { join } from "node:path"
 import { pipeline } from "node:stream/promises"
 import {
@@ -39,11 +39,11 @@ import {
   handUpload,
   newBucketName,
   partSize,
+  proxyUpload,
   s3,
   s3Client,
   sdkUpload,
   sourceFile,
-  proxyUpload,
   startExampleServer,
   startProxyServer,
   startTusServer,
@@ -75,7 +75,8 @@ const main = async () => {
   const fsRoot = join(workDir, `objects-${randomBytes(4).toString("hex")}`)
   const copyDir = join(workDir, `copies-${randomBytes(4).toString("hex")}`)
   await mkdir(copyDir, { recursive: true })
-  const execArgv = (name: string) => profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`]
+  const execArgv = (name: string) =>
+    profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`]
   const s3Server = await startExampleServer({
     DATABASE_URL: db.url,
     STORAGE_BACKEND: "s3",
@@ -214,7 +215,15 @@ const main = async () => {
   record({
     benchmark: "bench:upload",
     flags,
-    versions: ["effect", "@effect/platform-node", "@aws-sdk/client-s3", "@aws-sdk/lib-storage", "@tus/server", "@tus/s3-store", "tus-js-client"],
+    versions: [
+      "effect",
+      "@effect/platform-node",
+      "@aws-sdk/client-s3",
+      "@aws-sdk/lib-storage",
+      "@tus/server",
+      "@tus/s3-store",
+      "tus-js-client"
+    ],
     servers: [await pgVersion(), `Ceph RGW at ${s3.endpoint}`],
     body
   })

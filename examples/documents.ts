@@ -117,7 +117,10 @@ const makeRepository = Effect.gen(function*() {
         writeFiles(document)
       ),
     update: (document: Document) =>
-      Effect.zipRight(sql`UPDATE documents SET title = ${document.title} WHERE id = ${document.id}`, writeFiles(document)),
+      Effect.zipRight(
+        sql`UPDATE documents SET title = ${document.title} WHERE id = ${document.id}`,
+        writeFiles(document)
+      ),
     remove: (document: Document) =>
       Effect.zipRight(
         sql`DELETE FROM document_files WHERE document_id = ${document.id}`,
@@ -156,7 +159,8 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
           return document
         })))
       .handle("get", ({ path }) =>
-        StorageHandlers.unavailableOnOutage(Effect.flatMap(CurrentPrincipal, (principal) => repo.find(principal.id, path.id))))
+        StorageHandlers.unavailableOnOutage(Effect.flatMap(CurrentPrincipal, (principal) =>
+          repo.find(principal.id, path.id))))
       .handle("update", ({ path, payload }) =>
         inTransaction(Effect.gen(function*() {
           const principal = yield* CurrentPrincipal

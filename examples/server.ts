@@ -6,6 +6,7 @@
  * Defaults: SQLite at ./data/storage.db and files under ./data/objects;
  * every setting comes from the environment (see README).
  */
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
@@ -13,7 +14,6 @@ import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

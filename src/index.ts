@@ -65,24 +65,24 @@ export {
 } from "./layers/StorageConfig.js"
 /** @since 0.1.0 */
 export * as StorageMetrics from "./layers/StorageMetrics.js"
-export { StorageEvents } from "./services/StorageEvents.js"
 export { type CompletedUpload, Uploads, type UploadTicket } from "./layers/Uploads.js"
+export { StorageEvents } from "./services/StorageEvents.js"
 /** @since 0.1.0 */
-export * as Naming from "./schema/Naming.js"
 export { Files, type FilesFor, type ForSchemaOptions } from "./layers/Files.js"
+export * as Naming from "./schema/Naming.js"
 /** @since 0.1.0 */
 export * as FileRefs from "./layers/files/FileRefs.js"
 /** @since 0.1.0 */
+export { ClaimSweeper, type SweepReport } from "./layers/ClaimSweeper.js"
+export { type DeleteReport, DeleteWorker } from "./layers/DeleteWorker.js"
 export * as UrlExtractor from "./layers/files/UrlExtractor.js"
 export * from "./layers/files/UrlKeyMapper.js"
-export { type DeleteReport, DeleteWorker } from "./layers/DeleteWorker.js"
-export { ClaimSweeper, type SweepReport } from "./layers/ClaimSweeper.js"
 /** @since 0.1.0 */
-export * as Storage from "./layers/Storage.js"
 export {
   ListingOutOfOrder,
   type ReconcileOptions,
   type ReconcileProgress,
-  type ReconcileReport,
-  Reconciler
+  Reconciler,
+  type ReconcileReport
 } from "./layers/Reconciler.js"
+export * as Storage from "./layers/Storage.js"

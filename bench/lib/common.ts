@@ -145,8 +145,12 @@ export const record = (section: Section): void => {
     `- Machine: ${machine()}`,
     `- Code: effect-storage ${gitRevision()}`,
     `- Packages: ${versions(section.versions)}`,
-    ...(section.servers === undefined || section.servers.length === 0 ? [] : [`- Servers: ${section.servers.join("; ")}`]),
-    `- Command: \`npm run ${section.benchmark}${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\``,
+    ...(section.servers === undefined || section.servers.length === 0
+      ? []
+      : [`- Servers: ${section.servers.join("; ")}`]),
+    `- Command: \`npm run ${section.benchmark}${
+      process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""
+    }\``,
     "",
     section.body.trim(),
     "",
@@ -186,12 +190,14 @@ export const withRetries = async <A>(
   recover: () => Promise<void>,
   times = 4
 ): Promise<A> => {
-  for (let i = 1; ; i++) {
+  for (let i = 1;; i++) {
     try {
       return await attempt()
     } catch (error) {
       if (i >= times) throw error
-      log(`${label} failed (attempt ${i}/${times}), retrying: ${error instanceof Error ? error.message : String(error)}`)
+      log(
+        `${label} failed (attempt ${i}/${times}), retrying: ${error instanceof Error ? error.message : String(error)}`
+      )
       await sleep(2_000)
       await recover()
     }

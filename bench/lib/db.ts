@@ -6,11 +6,11 @@
  * `postgres://postgres@127.0.0.1:5432/test`) and `BENCH_MYSQL_URL` (default
  * `mysql://root@127.0.0.1:3306/test`); only the server part of each is used.
  */
+import mysql from "mysql2/promise"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import mysql from "mysql2/promise"
 import pg from "pg"
 
 export type Dialect = "pg" | "mysql" | "sqlite"
@@ -109,7 +109,10 @@ export const withMysql = async <A>(url: string, use: (conn: mysql.Connection) =>
 }
 
 export const pgVersion = () =>
-  withPg(pgServerUrl, async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v)
+  withPg(
+    pgServerUrl,
+    async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v
+  )
     .then((v) => `PostgreSQL ${v}`)
 
 export const mysqlVersion = () =>
@@ -121,10 +124,12 @@ export const mysqlVersion = () =>
 /** Waits until PostgreSQL (and MariaDB) accept connections again, up to `timeoutMs`. */
 export const waitForServers = async (timeoutMs = 120_000) => {
   const deadline = Date.now() + timeoutMs
-  for (const probe of [
-    () => withPg(pgServerUrl, (c) => c.query("SELECT 1")),
-    () => withMysql(mysqlServerUrl, (c) => c.query("SELECT 1"))
-  ]) {
+  for (
+    const probe of [
+      () => withPg(pgServerUrl, (c) => c.query("SELECT 1")),
+      () => withMysql(mysqlServerUrl, (c) => c.query("SELECT 1"))
+    ]
+  ) {
     while (true) {
       try {
         await probe()

@@ -8,9 +8,10 @@ import { existsSync, mkdirSync, symlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
+import type * as Src from "../../src/index.js"
 import { repoDir } from "./common.js"
 
-export type Library = typeof import("../../src/index.js")
+export type Library = typeof Src
 
 /** Exports `src/` and package.json of `rev`; answers the exported `src/` folder. */
 export const exportRevision = (rev: string): string => {

@@ -37,8 +37,7 @@ export const spawnTs = (
   module: string,
   args: ReadonlyArray<string>,
   options: Parameters<typeof spawnNode>[2] = {}
-): ChildProcess =>
-  spawnNode(module, args, { ...options, execArgv: ["--import", "tsx", ...(options.execArgv ?? [])] })
+): ChildProcess => spawnNode(module, args, { ...options, execArgv: ["--import", "tsx", ...(options.execArgv ?? [])] })
 
 /** Waits for the process to exit; kills it (SIGKILL) after `timeoutMs`. */
 export const waitExit = (child: ChildProcess, timeoutMs = 30_000): Promise<number | null> =>

@@ -223,7 +223,11 @@ export const startExampleServer = async (
       execArgv: options.execArgv ?? [],
       stdio: openSync(logFile, "a")
     })
-    : spawnNode(options.compiled, [], { env: serverEnv, execArgv: options.execArgv ?? [], stdio: openSync(logFile, "a") })
+    : spawnNode(options.compiled, [], {
+      env: serverEnv,
+      execArgv: options.execArgv ?? [],
+      stdio: openSync(logFile, "a")
+    })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, 120_000, child)
   log(`example server pid ${child.pid} on ${url} (log ${logFile})`)

@@ -19,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import * as CliApp from "@effect/cli/CliApp"
+import type * as CliApp from "@effect/cli/CliApp"
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
@@ -35,15 +35,9 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import type { PendingDelete, UploadClaim } from "../schema/Models.js"
-import { ClaimStore } from "../services/ClaimStore.js"
-import { DeleteQueue } from "../services/DeleteQueue.js"
-import { FileRegistry } from "../services/FileRegistry.js"
-import type { ObjectStorage } from "../services/ObjectStorage.js"
-import { StorageEvents } from "../services/StorageEvents.js"
 import { ClaimSweeper } from "../layers/ClaimSweeper.js"
 import { DeleteWorker } from "../layers/DeleteWorker.js"
-import { type ReconcileReport, Reconciler } from "../layers/Reconciler.js"
+import { Reconciler, type ReconcileReport } from "../layers/Reconciler.js"
 import * as Database from "../layers/sql/Database.js"
 import * as Migrations from "../layers/sql/Migrations.js"
 import * as SqlClaimStore from "../layers/sql/SqlClaimStore.js"
@@ -53,6 +47,12 @@ import * as SqlUploadPartStore from "../layers/sql/SqlUploadPartStore.js"
 import { backendFromConfig } from "../layers/Storage.js"
 import { parseDuration, StorageConfig } from "../layers/StorageConfig.js"
 import * as StorageMetrics from "../layers/StorageMetrics.js"
+import type { PendingDelete, UploadClaim } from "../schema/Models.js"
+import { ClaimStore } from "../services/ClaimStore.js"
+import { DeleteQueue } from "../services/DeleteQueue.js"
+import { FileRegistry } from "../services/FileRegistry.js"
+import type { ObjectStorage } from "../services/ObjectStorage.js"
+import { StorageEvents } from "../services/StorageEvents.js"
 import * as Render from "./Render.js"
 
 /**
@@ -182,7 +182,10 @@ export const makeCommand = (layers: CliLayers) => {
           Render.fields([
             ["depth", Render.count(queue.depth)],
             ["due", Render.count(queue.due)],
-            ["oldest due", Option.match(queue.oldestDue, { onNone: () => "-", onSome: (at) => Render.timeAgo(at, now) })],
+            [
+              "oldest due",
+              Option.match(queue.oldestDue, { onNone: () => "-", onSome: (at) => Render.timeAgo(at, now) })
+            ],
             ["dead letters", Render.count(queue.dead)]
           ]),
           "Claims",
@@ -202,8 +205,11 @@ export const makeCommand = (layers: CliLayers) => {
       Command.withDescription("Queue depth and due rows, dead letters, pending and unadopted claims, registry totals.")
     )
 
-  const deadLetters = Command.make("dead-letters", {}, () =>
-    new UsageError({ message: "dead-letters: name a subcommand: list, requeue or purge" })).pipe(
+  const deadLetters = Command.make(
+    "dead-letters",
+    {},
+    () => new UsageError({ message: "dead-letters: name a subcommand: list, requeue or purge" })
+  ).pipe(
     Command.withDescription("Deletions that kept failing: list, requeue or purge them."),
     Command.withSubcommands([
       Command.make("list", { json, limit: limit(50) }, (options) =>
@@ -226,31 +232,42 @@ export const makeCommand = (layers: CliLayers) => {
             )
           )
         }).pipe(Effect.provide(stores))).pipe(Command.withDescription("Lists dead letters, oldest first.")),
-      Command.make("requeue", { json, ids, all }, (options) =>
-        Effect.flatMap(selectRows("requeue", options), (selection) =>
-          Effect.gen(function*() {
-            const requeued = yield* (yield* DeleteQueue).requeueDeadLetters(yield* DateTime.now, selection)
-            if (options.json) return yield* Render.printJson({ requeued })
-            yield* Render.printLine(`Requeued ${Render.count(requeued)} dead letter(s); the delete worker retries them now.`)
-          }).pipe(Effect.provide(stores)))).pipe(
-          Command.withDescription("Makes dead letters due again with no attempts counted (--id ... or --all).")
-        ),
-      Command.make("purge", { json, ids, all, yes }, (options) =>
-        Effect.flatMap(selectRows("purge", options), (selection) =>
-          selection === undefined && !options.yes
-            ? new UsageError({ message: "purge --all removes every dead letter for good: confirm with --yes" })
-            : Effect.gen(function*() {
-              const purged = yield* (yield* DeleteQueue).purgeDeadLetters(selection)
-              if (options.json) return yield* Render.printJson({ purged })
-              yield* Render.printLine(`Purged ${Render.count(purged)} dead letter(s); their objects are left as they are.`)
-            }).pipe(Effect.provide(stores)))).pipe(
-          Command.withDescription("Removes dead letters for good (--id ..., or --all --yes).")
-        )
+      Command.make(
+        "requeue",
+        { json, ids, all },
+        (options) =>
+          Effect.flatMap(selectRows("requeue", options), (selection) =>
+            Effect.gen(function*() {
+              const requeued = yield* (yield* DeleteQueue).requeueDeadLetters(yield* DateTime.now, selection)
+              if (options.json) return yield* Render.printJson({ requeued })
+              yield* Render.printLine(
+                `Requeued ${Render.count(requeued)} dead letter(s); the delete worker retries them now.`
+              )
+            }).pipe(Effect.provide(stores)))
+      ).pipe(
+        Command.withDescription("Makes dead letters due again with no attempts counted (--id ... or --all).")
+      ),
+      Command.make(
+        "purge",
+        { json, ids, all, yes },
+        (options) =>
+          Effect.flatMap(selectRows("purge", options), (selection) =>
+            selection === undefined && !options.yes
+              ? new UsageError({ message: "purge --all removes every dead letter for good: confirm with --yes" })
+              : Effect.gen(function*() {
+                const purged = yield* (yield* DeleteQueue).purgeDeadLetters(selection)
+                if (options.json) return yield* Render.printJson({ purged })
+                yield* Render.printLine(
+                  `Purged ${Render.count(purged)} dead letter(s); their objects are left as they are.`
+                )
+              }).pipe(Effect.provide(stores)))
+      ).pipe(
+        Command.withDescription("Removes dead letters for good (--id ..., or --all --yes).")
+      )
     ])
   )
 
-  const claims = Command.make("claims", {}, () =>
-    new UsageError({ message: "claims: name a subcommand: list" })).pipe(
+  const claims = Command.make("claims", {}, () => new UsageError({ message: "claims: name a subcommand: list" })).pipe(
     Command.withDescription("Upload claims."),
     Command.withSubcommands([
       Command.make("list", {
@@ -277,7 +294,9 @@ export const makeCommand = (layers: CliLayers) => {
                 claim.id,
                 claim.key,
                 claim.createdBy,
-                claim.status === "pending" && DateTime.lessThan(claim.expiresAt, now) ? "pending (expired)" : claim.status,
+                claim.status === "pending" && DateTime.lessThan(claim.expiresAt, now)
+                  ? "pending (expired)"
+                  : claim.status,
                 Render.bytes(claim.size),
                 Render.time(claim.createdAt),
                 Render.time(claim.expiresAt)
@@ -317,7 +336,8 @@ export const makeCommand = (layers: CliLayers) => {
       const start = yield* workerCounters
       const poll = Effect.gen(function*() {
         const now = yield* workerCounters
-        const done = now.deleted + now.deferred + now.deadLettered - (start.deleted + start.deferred + start.deadLettered)
+        const done = now.deleted + now.deferred + now.deadLettered -
+          (start.deleted + start.deferred + start.deadLettered)
         yield* bar.update(done, due, `deleted ${Render.count(now.deleted - start.deleted)}`)
       })
       const worker = yield* DeleteWorker
@@ -413,11 +433,14 @@ export const makeCommand = (layers: CliLayers) => {
       )
     )
 
-  return Command.make("effect-storage", {}, () =>
-    new UsageError({ message: "name a command; see effect-storage --help" })).pipe(
-      Command.withDescription("Operator commands of effect-storage, on the server's configuration."),
-      Command.withSubcommands([migrate, status, deadLetters, claims, sweep, drain, reconcile])
-    )
+  return Command.make(
+    "effect-storage",
+    {},
+    () => new UsageError({ message: "name a command; see effect-storage --help" })
+  ).pipe(
+    Command.withDescription("Operator commands of effect-storage, on the server's configuration."),
+    Command.withSubcommands([migrate, status, deadLetters, claims, sweep, drain, reconcile])
+  )
 }
 
 /**
@@ -603,7 +626,9 @@ const renderReconcile = (report: ReconcileReport, grace: Duration.Duration): str
       `Missing objects (first ${report.missingObjects.sample.length}):`,
       Render.table(
         ["KEY", "STATUS", "OWNER", "SIZE", "UPLOADED"],
-        report.missingObjects.sample.map((r) => [r.key, r.status, r.createdBy, Render.bytes(r.size), Render.time(r.uploadedAt)]),
+        report.missingObjects.sample.map((
+          r
+        ) => [r.key, r.status, r.createdBy, Render.bytes(r.size), Render.time(r.uploadedAt)]),
         { alignRight: [3] }
       )
     )
@@ -625,12 +650,16 @@ const describe = (error: unknown): string => {
   // Its own rendering names the variable: (Invalid data at STORAGE_BACKEND: "...").
   if (ConfigError.isConfigError(error)) return `configuration: ${String(error)}`
   if (typeof error !== "object" || error === null) return String(error)
-  const { _tag, message, cause } = error as { _tag?: unknown; message?: unknown; cause?: unknown }
-  const head = [typeof _tag === "string" ? _tag : undefined, typeof message === "string" && message !== "" ? message : undefined]
+  const { _tag, cause, message } = error as { _tag?: unknown; message?: unknown; cause?: unknown }
+  const head = [
+    typeof _tag === "string" ? _tag : undefined,
+    typeof message === "string" && message !== "" ? message : undefined
+  ]
     .filter((s) => s !== undefined).join(": ")
-  const inner = typeof cause === "object" && cause !== null && typeof (cause as { message?: unknown }).message === "string"
-    ? (cause as { message: string }).message
-    : undefined
+  const inner =
+    typeof cause === "object" && cause !== null && typeof (cause as { message?: unknown }).message === "string"
+      ? (cause as { message: string }).message
+      : undefined
   const text = head === "" ? String(error) : head
   return inner !== undefined && !text.includes(inner) ? `${text} (${inner})` : text
 }

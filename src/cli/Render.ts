@@ -47,7 +47,11 @@ export class CliIO extends Context.Tag("effect-storage/cli/CliIO")<CliIO, {
    * @since 0.1.0
    * @category layers
    */
-  static capture(): { readonly layer: Layer.Layer<CliIO>; readonly stdout: () => string; readonly stderr: () => string } {
+  static capture(): {
+    readonly layer: Layer.Layer<CliIO>
+    readonly stdout: () => string
+    readonly stderr: () => string
+  } {
     let stdout = ""
     let stderr = ""
     return {
@@ -187,7 +191,8 @@ export const printJson = (value: unknown): Effect.Effect<void, never, CliIO> =>
  * @since 0.1.0
  * @category rendering
  */
-export const printLine = (line: string): Effect.Effect<void, never, CliIO> => Effect.flatMap(CliIO, (io) => io.out(line))
+export const printLine = (line: string): Effect.Effect<void, never, CliIO> =>
+  Effect.flatMap(CliIO, (io) => io.out(line))
 
 /**
  * A progress line on standard error, redrawn in place on a terminal (at
@@ -225,8 +230,7 @@ export const makeProgress = (label: string, enabled: boolean): Effect.Effect<Pro
       const bar = `${"#".repeat(filled)}${".".repeat(width - filled)}`
       return `${label} [${bar}] ${Math.floor(ratio * 100)}% ${count(done)}/${count(total)} ${status} [${elapsed}]`
     }
-    const draw = (text: string) =>
-      io.errIsTTY ? io.errRaw(`\r\u001b[2K${text}`) : io.err(text)
+    const draw = (text: string) => io.errIsTTY ? io.errRaw(`\r\u001b[2K${text}`) : io.err(text)
     return {
       update: (done, total, status) =>
         Effect.suspend(() => {

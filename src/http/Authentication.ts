@@ -47,7 +47,9 @@ export class TokenResolver extends Context.Tag("effect-storage/TokenResolver")<T
     return Layer.succeed(TokenResolver, {
       resolve: (token) => {
         const user = users.get(Redacted.value(token))
-        return user === undefined ? Effect.fail(new Unauthenticated({ message: "unknown token" })) : Effect.succeed({ id: user })
+        return user === undefined
+          ? Effect.fail(new Unauthenticated({ message: "unknown token" }))
+          : Effect.succeed({ id: user })
       }
     })
   }

@@ -51,7 +51,9 @@ export function renderPairs(pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>)
     const help = Option.getOrElse(first.metricKey.description, () => name)
     lines.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`)
     lines.push(`# TYPE ${name} ${type}`)
-    for (const pair of group) lines.push(...sampleLines(name, pair.metricKey, pair.metricState))
+    for (const pair of group) {
+      for (const line of sampleLines(name, pair.metricKey, pair.metricState)) lines.push(line)
+    }
   }
   return lines.join("\n") + "\n"
 }
@@ -74,7 +76,11 @@ const typeOf = (state: MetricState.MetricState.Untyped) =>
 const labelText = (labels: ReadonlyArray<readonly [string, string]>) =>
   labels.length === 0
     ? ""
-    : `{${labels.map(([k, v]) => `${sanitizeName(k)}="${v.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")}"`).join(",")}}`
+    : `{${
+      labels.map(([k, v]) =>
+        `${sanitizeName(k)}="${v.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")}"`
+      ).join(",")
+    }}`
 
 const num = (n: number | bigint) => {
   if (typeof n === "bigint") return n.toString()
@@ -94,9 +100,7 @@ const sampleLines = (
     return [`${name}${labelText(tags)} ${num(value as number | bigint)}`]
   }
   if (MetricState.isHistogramState(state)) {
-    const lines = state.buckets.map(([le, count]) =>
-      `${name}_bucket${labelText([...tags, ["le", num(le)]])} ${count}`
-    )
+    const lines = state.buckets.map(([le, count]) => `${name}_bucket${labelText([...tags, ["le", num(le)]])} ${count}`)
     if (!state.buckets.some(([le]) => le === Number.POSITIVE_INFINITY)) {
       lines.push(`${name}_bucket${labelText([...tags, ["le", "+Inf"]])} ${state.count}`)
     }

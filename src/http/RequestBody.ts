@@ -10,8 +10,8 @@
  *
  * @since 0.1.0
  */
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"

@@ -114,7 +114,6 @@ export const CompletedUploadResponse = Schema.Struct({
 const claimId = HttpApiSchema.param("claimId", Schema.String)
 const partNumber = HttpApiSchema.param("partNumber", Schema.NumberFromString)
 
-
 /**
  * The upload endpoints (bearer authentication) and the download proxy
  * (optional authentication, checked by the handler).
@@ -219,5 +218,6 @@ export class StorageApiGroup extends HttpApiGroup.make("storage")
  * @since 0.1.0
  * @category api
  */
-export class StorageApi extends HttpApi.make("storage").add(StorageApiGroup).annotate(OpenApi.Title, "effect-storage") {}
-
+export class StorageApi
+  extends HttpApi.make("storage").add(StorageApiGroup).annotate(OpenApi.Title, "effect-storage")
+{}

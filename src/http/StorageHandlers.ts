@@ -17,10 +17,10 @@ import * as Option from "effect/Option"
 import { isSqlError } from "../internal/transaction.js"
 import { Uploads } from "../layers/Uploads.js"
 import { type ClaimAlreadyExists, ServiceUnavailable, type StorageBackendError } from "../schema/Errors.js"
-import { ObjectStorage } from "../services/ObjectStorage.js"
-import { type Authentication, CurrentPrincipal, TokenResolver } from "./Authentication.js"
+import type { ObjectStorage } from "../services/ObjectStorage.js"
+import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
-import { FileAcl } from "./FileAcl.js"
+import type { FileAcl } from "./FileAcl.js"
 import * as RequestBody from "./RequestBody.js"
 import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
 
@@ -53,9 +53,10 @@ export const make = <E, Provides>(
     const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver>()
     return handlers
       .handle("initUpload", ({ payload }) =>
-        Effect.flatMap(CurrentPrincipal, (principal) => uploads.initUpload({ principal, ...payload })).pipe(
-          unavailableOnOutage
-        ))
+        Effect.flatMap(CurrentPrincipal, (principal) =>
+          uploads.initUpload({ principal, ...payload })).pipe(
+            unavailableOnOutage
+          ))
       .handleRaw("uploadPart", ({ path, request }) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
@@ -69,18 +70,22 @@ export const make = <E, Provides>(
           return part
         }).pipe(unavailableOnOutage))
       .handle("listParts", ({ path }) =>
-        Effect.flatMap(CurrentPrincipal, (principal) => uploads.listParts({ principal, claimId: path.claimId })).pipe(
-          Effect.map((parts) => ({ parts })),
-          unavailableOnOutage
-        ))
+        Effect.flatMap(CurrentPrincipal, (principal) =>
+          uploads.listParts({ principal, claimId: path.claimId })).pipe(
+            Effect.map((parts) => ({ parts })),
+            unavailableOnOutage
+          ))
       .handle("completeUpload", ({ path }) =>
-        Effect.flatMap(CurrentPrincipal, (principal) => uploads.completeUpload({ principal, claimId: path.claimId }))
+        Effect.flatMap(CurrentPrincipal, (principal) =>
+          uploads.completeUpload({ principal, claimId: path.claimId }))
           .pipe(unavailableOnOutage))
       .handle("abortUpload", ({ path }) =>
-        Effect.flatMap(CurrentPrincipal, (principal) => uploads.abortUpload({ principal, claimId: path.claimId })).pipe(
-          unavailableOnOutage
-        ))
-      .handleRaw("download", ({ request }) => download(request).pipe(Effect.provide(context), unavailableOnOutage))
+        Effect.flatMap(CurrentPrincipal, (principal) =>
+          uploads.abortUpload({ principal, claimId: path.claimId })).pipe(
+            unavailableOnOutage
+          ))
+      .handleRaw("download", ({ request }) =>
+        download(request).pipe(Effect.provide(context), unavailableOnOutage))
   })
 
 /**

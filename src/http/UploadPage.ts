@@ -14,7 +14,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
  * @since 0.1.0
  * @category pages
  */
-export const html = (options: { readonly apiBase?: string; readonly title?: string } = {}): string => `<!doctype html>
+export const html = (options: { readonly apiBase?: string; readonly title?: string } = {}): string =>
+  `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

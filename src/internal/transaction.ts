@@ -18,8 +18,8 @@ import * as Predicate from "effect/Predicate"
 export const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
 
 /** @internal */
-export const withTransaction = (sql: SqlClient.SqlClient) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
-  sql.withTransaction(effect).pipe(
-    Effect.catchSomeDefect((defect) => isSqlError(defect) ? Option.some(Effect.fail(defect)) : Option.none())
-  )
+export const withTransaction =
+  (sql: SqlClient.SqlClient) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+    sql.withTransaction(effect).pipe(
+      Effect.catchSomeDefect((defect) => isSqlError(defect) ? Option.some(Effect.fail(defect)) : Option.none())
+    )

@@ -21,8 +21,8 @@ import { FileRegistry } from "../services/FileRegistry.js"
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<ClaimConsumer["Type"], never, ClaimStore | FileRegistry | SqlClient.SqlClient> =
-  Effect.gen(function*() {
+export const make: Effect.Effect<ClaimConsumer["Type"], never, ClaimStore | FileRegistry | SqlClient.SqlClient> = Effect
+  .gen(function*() {
     const claims = yield* ClaimStore
     const registry = yield* FileRegistry
     const transaction = withTransaction(yield* SqlClient.SqlClient)

@@ -20,6 +20,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import { runForever } from "../internal/runForever.js"
+import { withTransaction } from "../internal/transaction.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import { type DeleteReason, PendingDelete, type UploadClaim } from "../schema/Models.js"
 import { ClaimStore } from "../services/ClaimStore.js"
@@ -29,7 +30,6 @@ import { ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
-import { withTransaction } from "../internal/transaction.js"
 
 /**
  * What one run did.
@@ -99,7 +99,11 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
         }))
 
     /** Applies a batch's plans in one transaction; answers what won its compare-and-set. */
-    const apply = (planned: ReadonlyArray<readonly [UploadClaim, SweepPlan]>, cutoff: DateTime.Utc, now: DateTime.Utc) =>
+    const apply = (
+      planned: ReadonlyArray<readonly [UploadClaim, SweepPlan]>,
+      cutoff: DateTime.Utc,
+      now: DateTime.Utc
+    ) =>
       transaction(Effect.gen(function*() {
         let recovered = 0
         const jobs: Array<PendingDelete> = []

@@ -21,6 +21,8 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import { runForever } from "../internal/runForever.js"
+import { withTransaction } from "../internal/transaction.js"
 import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
 import type { PendingDelete } from "../schema/Models.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
@@ -29,8 +31,6 @@ import { ObjectStorage } from "../services/ObjectStorage.js"
 import { StorageEvents } from "../services/StorageEvents.js"
 import { StorageConfig, type StorageSettings } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
-import { withTransaction } from "../internal/transaction.js"
-import { runForever } from "../internal/runForever.js"
 
 /**
  * What one run did.

@@ -324,10 +324,14 @@ export class Reconciler extends Effect.Service<Reconciler>()("effect-storage/Rec
               yield* Effect.forEach(orphans, (session) =>
                 multipart.abortMultipart({ key: session.key, uploadId: session.uploadId }).pipe(
                   Effect.matchCauseEffect({
-                    onSuccess: () => Effect.sync(() => tally.aborted()),
+                    onSuccess: () =>
+                      Effect.sync(() => tally.aborted()),
                     onFailure: (cause) =>
                       Effect.zipRight(
-                        Effect.logWarning(`could not abort multipart upload ${session.uploadId} of ${session.key}`, cause),
+                        Effect.logWarning(
+                          `could not abort multipart upload ${session.uploadId} of ${session.key}`,
+                          cause
+                        ),
                         Effect.sync(() => tally.abortFailed())
                       )
                   })
@@ -484,7 +488,13 @@ const makeTally = (sampleSize: number) => {
       missingCount += found.length
       keep(
         missingSample,
-        found.map((r) => ({ key: r.key, status: r.status, size: r.size, createdBy: r.createdBy, uploadedAt: r.uploadedAt }))
+        found.map((r) => ({
+          key: r.key,
+          status: r.status,
+          size: r.size,
+          createdBy: r.createdBy,
+          uploadedAt: r.uploadedAt
+        }))
       )
     },
     orphans: (found: ReadonlyArray<MultipartUploadSummary>) => {

@@ -220,11 +220,21 @@ const invalid = (message: string) => ConfigError.InvalidData([], message)
 
 const resolve = (given: StorageOverrides): StorageSettings => {
   const pick = <K extends keyof StorageOverrides>(key: K): StorageOverrides[K] => given[key]
-  const count = (key: "maxUploadSize" | "maxPendingClaims" | "sweepBatchSize" | "deleteBatchSize" | "deleteConcurrency" | "deleteMaxAttempts") => {
+  const count = (
+    key:
+      | "maxUploadSize"
+      | "maxPendingClaims"
+      | "sweepBatchSize"
+      | "deleteBatchSize"
+      | "deleteConcurrency"
+      | "deleteMaxAttempts"
+  ) => {
     const value = pick(key)
     return value !== undefined && value > 0 ? Math.floor(value) : defaults[key]
   }
-  const span = (key: "claimTtl" | "sweepInterval" | "deleteInterval" | "leaseWindow" | "backoffBase" | "backoffCap") => {
+  const span = (
+    key: "claimTtl" | "sweepInterval" | "deleteInterval" | "leaseWindow" | "backoffBase" | "backoffCap"
+  ) => {
     const value = pick(key)
     const decoded = value === undefined ? undefined : Duration.decode(value)
     return decoded !== undefined && Duration.toMillis(decoded) > 0 ? decoded : defaults[key]

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { withTransaction } from "../internal/transaction.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import {
   AccessDenied,
@@ -40,7 +41,6 @@ import { type Body, type Multipart, ObjectStorage } from "../services/ObjectStor
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
-import { withTransaction } from "../internal/transaction.js"
 
 /**
  * What `initUpload` answers: where to send the parts and how many.
@@ -135,7 +135,8 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       const partCount = Math.ceil(input.size / partSize)
       if (multipart.maxPartCount > 0 && partCount > multipart.maxPartCount) {
         return yield* new TooManyParts({
-          message: `${input.size} bytes need ${partCount} parts of ${partSize}; the backend allows ${multipart.maxPartCount}`
+          message:
+            `${input.size} bytes need ${partCount} parts of ${partSize}; the backend allows ${multipart.maxPartCount}`
         })
       }
       const originalFilename = yield* sanitizeFilename(input.filename)
@@ -295,7 +296,9 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
           Effect.catchTag("ClaimNotFound", () => Effect.succeed(false))
         )
         if (!marked) {
-          const now = yield* claims.get(claim.id).pipe(Effect.catchTag("ClaimNotFound", () => Effect.fail(new AccessDenied())))
+          const now = yield* claims.get(claim.id).pipe(
+            Effect.catchTag("ClaimNotFound", () => Effect.fail(new AccessDenied()))
+          )
           if (!now.isUploaded) return yield* new ClaimNotPending()
         } else {
           yield* Metric.increment(StorageMetrics.uploadsCompleted)
@@ -351,7 +354,8 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
  * @since 0.1.0
  * @category models
  */
-export type UploadError = Effect.Effect.Error<ReturnType<Uploads["initUpload"]>>
+export type UploadError =
+  | Effect.Effect.Error<ReturnType<Uploads["initUpload"]>>
   | Effect.Effect.Error<ReturnType<Uploads["uploadPart"]>>
   | Effect.Effect.Error<ReturnType<Uploads["completeUpload"]>>
 

@@ -216,13 +216,20 @@ export interface Multipart {
   readonly maxPartCount: number
 
   /** Opens a session; the returned `uploadId` is opaque. */
-  readonly initMultipart: (input: InitMultipartInput) => Effect.Effect<MultipartSession, InvalidObjectKey | StorageBackendError>
+  readonly initMultipart: (
+    input: InitMultipartInput
+  ) => Effect.Effect<MultipartSession, InvalidObjectKey | StorageBackendError>
 
   /**
    * Stores one part. When `size` is given, a body of another length fails
    * (`StorageBackendError` with reason `invalid`) and stores nothing.
    */
-  readonly putPart: <E = never>(input: PutPartInput<E>) => Effect.Effect<PartInfo, UploadSessionNotFound | PartNumberOutOfRange | InvalidObjectKey | StorageBackendError | E>
+  readonly putPart: <E = never>(
+    input: PutPartInput<E>
+  ) => Effect.Effect<
+    PartInfo,
+    UploadSessionNotFound | PartNumberOutOfRange | InvalidObjectKey | StorageBackendError | E
+  >
 
   /**
    * Assembles the object from the parts, which must be exactly 1..N.
@@ -267,13 +274,19 @@ export class ObjectStorage extends Context.Tag("effect-storage/ObjectStorage")<O
    * given, a body of another length fails (`StorageBackendError` with reason
    * `invalid`) and stores nothing.
    */
-  readonly putObject: <E = never>(input: PutObjectInput<E>) => Effect.Effect<ObjectInfo, InvalidObjectKey | StorageBackendError | E>
+  readonly putObject: <E = never>(
+    input: PutObjectInput<E>
+  ) => Effect.Effect<ObjectInfo, InvalidObjectKey | StorageBackendError | E>
 
   /** Reads an object or a byte range of it; `ObjectNotFound` at once when missing. */
-  readonly getObject: (input: GetObjectInput) => Effect.Effect<ObjectContent, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly getObject: (
+    input: GetObjectInput
+  ) => Effect.Effect<ObjectContent, ObjectNotFound | InvalidObjectKey | StorageBackendError>
 
   /** Reads an object's metadata; `ObjectNotFound` when missing. */
-  readonly statObject: (key: string) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly statObject: (
+    key: string
+  ) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
 
   /** Deletes an object. A missing key is success. */
   readonly deleteObject: (key: string) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
@@ -398,7 +411,9 @@ export interface ObjectStorageDriver {
   readonly getObject: (
     input: GetObjectInput
   ) => Effect.Effect<ObjectContent, ObjectNotFound | InvalidObjectKey | StorageBackendError>
-  readonly statObject: (key: string) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
+  readonly statObject: (
+    key: string
+  ) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
   readonly deleteObject: (key: string) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
   readonly deleteObjects: (keys: ReadonlyArray<string>) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
   readonly copyObject: (

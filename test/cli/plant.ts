@@ -7,7 +7,7 @@
  * order disagree between the last two, so a merge in the wrong order would
  * show up as registered objects reported both unknown and missing.
  */
-import * as DateTime from "effect/DateTime"
+import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"

@@ -19,42 +19,48 @@ const spawn = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.promise(() => spawnCli(args, env))
 
 describe("CLI process: usage", () => {
-  it.scopedLive("--help and --version exit 0; usage errors exit 2 and print to stderr only", () =>
-    Effect.gen(function*() {
-      const dir = yield* scratch
-      const env = { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` }
-      const help = yield* spawn(["--help"], env)
-      assert.strictEqual(help.code, 0)
-      for (const command of ["migrate", "status", "dead-letters list", "claims list", "sweep", "drain", "reconcile"]) {
-        assert.include(help.stdout, `- ${command}`)
-      }
-      const version = yield* spawn(["--version"], env)
-      assert.deepInclude(version, { code: 0 })
-      assert.include(version.stdout, "0.1.0")
+  it.scopedLive(
+    "--help and --version exit 0; usage errors exit 2 and print to stderr only",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* scratch
+        const env = { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` }
+        const help = yield* spawn(["--help"], env)
+        assert.strictEqual(help.code, 0)
+        for (
+          const command of ["migrate", "status", "dead-letters list", "claims list", "sweep", "drain", "reconcile"]
+        ) {
+          assert.include(help.stdout, `- ${command}`)
+        }
+        const version = yield* spawn(["--version"], env)
+        assert.deepInclude(version, { code: 0 })
+        assert.include(version.stdout, "0.1.0")
 
-      const usage: Array<ReadonlyArray<string>> = []
-      for (
-        const args of [
-          [],
-          ["bogus"],
-          ["dead-letters"],
-          ["dead-letters", "purge"],
-          ["dead-letters", "purge", "--all"],
-          ["claims", "list", "--status", "done"],
-          ["reconcile", "--grace", "soon"],
-          ["status", "--bogus"]
-        ]
-      ) {
-        usage.push(args)
-      }
-      const results = yield* Effect.forEach(usage, (args) => spawn(args, env), { concurrency: 4 })
-      for (const [i, result] of results.entries()) {
-        const args = usage[i]!.join(" ")
-        assert.strictEqual(result.code, 2, `${args}: ${result.stderr}`)
-        assert.strictEqual(result.stdout, "", args)
-        assert.notStrictEqual(result.stderr, "", args)
-      }
-    }), 120_000)
+        const usage: Array<ReadonlyArray<string>> = []
+        for (
+          const args of [
+            [],
+            ["bogus"],
+            ["dead-letters"],
+            ["dead-letters", "purge"],
+            ["dead-letters", "purge", "--all"],
+            ["claims", "list", "--status", "done"],
+            ["reconcile", "--grace", "soon"],
+            ["status", "--bogus"]
+          ]
+        ) {
+          usage.push(args)
+        }
+        const results = yield* Effect.forEach(usage, (args) => spawn(args, env), { concurrency: 4 })
+        for (const [i, result] of results.entries()) {
+          const args = usage[i]!.join(" ")
+          assert.strictEqual(result.code, 2, `${args}: ${result.stderr}`)
+          assert.strictEqual(result.stdout, "", args)
+          assert.notStrictEqual(result.stderr, "", args)
+        }
+      }),
+    120_000
+  )
 
   it.scopedLive("configuration and database failures exit 1 with one error line", () =>
     Effect.gen(function*() {
@@ -81,78 +87,80 @@ describe("CLI process: usage", () => {
       const viaNpm = yield* Effect.promise(() => spawnCli(["run", "-s", "cli", "--", "--version"], {}, [], "npm"))
       assert.deepInclude(viaNpm, { code: 0 })
       assert.include(viaNpm.stdout, "0.1.0")
-      const viaBin = yield* Effect.promise(() =>
-        spawnCli(["--version"], {}, [resolve("bin/effect-storage.mjs")])
-      )
+      const viaBin = yield* Effect.promise(() => spawnCli(["--version"], {}, [resolve("bin/effect-storage.mjs")]))
       assert.deepInclude(viaBin, { code: 0 })
       assert.include(viaBin.stdout, "0.1.0")
     }), 120_000)
 })
 
 describeEachCliDialect("CLI process", (dialect) => {
-  it.scopedLive("migrate, status, reconcile (exit 0 with findings, 3 with --fail-on-findings), --apply, drain", () =>
-    Effect.gen(function*() {
-      const url = yield* freshUrl(dialect)
-      const dir = yield* scratch
-      const root = join(dir, "objects")
-      const env = { DATABASE_URL: url, STORAGE_BACKEND: "filesystem", STORAGE_ROOT: root }
+  it.scopedLive(
+    "migrate, status, reconcile (exit 0 with findings, 3 with --fail-on-findings), --apply, drain",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* freshUrl(dialect)
+        const dir = yield* scratch
+        const root = join(dir, "objects")
+        const env = { DATABASE_URL: url, STORAGE_BACKEND: "filesystem", STORAGE_ROOT: root }
 
-      const migrate = yield* spawn(["migrate", "--json"], env)
-      assert.strictEqual(migrate.code, 0, migrate.stderr)
-      assert.lengthOf(JSON.parse(migrate.stdout).applied, 4)
+        const migrate = yield* spawn(["migrate", "--json"], env)
+        assert.strictEqual(migrate.code, 0, migrate.stderr)
+        assert.lengthOf(JSON.parse(migrate.stdout).applied, 4)
 
-      const status = yield* spawn(["status", "--json"], env)
-      assert.strictEqual(status.code, 0, status.stderr)
-      assert.deepStrictEqual(JSON.parse(status.stdout).queue, {
-        depth: 0,
-        due: 0,
-        dead: 0,
-        oldestDue: null,
-        oldestDueAgeSeconds: null
-      })
+        const status = yield* spawn(["status", "--json"], env)
+        assert.strictEqual(status.code, 0, status.stderr)
+        assert.deepStrictEqual(JSON.parse(status.stdout).queue, {
+          depth: 0,
+          due: 0,
+          dead: 0,
+          oldestDue: null,
+          oldestDueAgeSeconds: null
+        })
 
-      // A file nobody knows, two hours old, and a young one.
-      mkdirSync(join(root, "priv"), { recursive: true })
-      writeFileSync(join(root, "priv", "stray.bin"), "stray")
-      const twoHoursAgo = (Date.now() - 2 * 3600_000) / 1000
-      utimesSync(join(root, "priv", "stray.bin"), twoHoursAgo, twoHoursAgo)
-      writeFileSync(join(root, "priv", "new.bin"), "new")
+        // A file nobody knows, two hours old, and a young one.
+        mkdirSync(join(root, "priv"), { recursive: true })
+        writeFileSync(join(root, "priv", "stray.bin"), "stray")
+        const twoHoursAgo = (Date.now() - 2 * 3600_000) / 1000
+        utimesSync(join(root, "priv", "stray.bin"), twoHoursAgo, twoHoursAgo)
+        writeFileSync(join(root, "priv", "new.bin"), "new")
 
-      const dry = yield* spawn(["reconcile", "--json"], env)
-      assert.strictEqual(dry.code, 0, dry.stderr)
-      const report = JSON.parse(dry.stdout)
-      assert.deepInclude(report, { applied: false, objectsScanned: 2, queued: 0 })
-      assert.deepInclude(report.unknownObjects, { count: 1, bytes: 5 })
-      assert.strictEqual(report.unknownObjects.sample[0].key, "priv/stray.bin")
-      assert.strictEqual(report.withinGrace.objects, 1)
-      assert.strictEqual(dry.stderr, "")
+        const dry = yield* spawn(["reconcile", "--json"], env)
+        assert.strictEqual(dry.code, 0, dry.stderr)
+        const report = JSON.parse(dry.stdout)
+        assert.deepInclude(report, { applied: false, objectsScanned: 2, queued: 0 })
+        assert.deepInclude(report.unknownObjects, { count: 1, bytes: 5 })
+        assert.strictEqual(report.unknownObjects.sample[0].key, "priv/stray.bin")
+        assert.strictEqual(report.withinGrace.objects, 1)
+        assert.strictEqual(dry.stderr, "")
 
-      const human = yield* spawn(["reconcile"], env)
-      assert.strictEqual(human.code, 0)
-      assert.match(human.stdout, /unknown objects +1 \(5 B\): --apply queues them/)
-      assert.include(human.stdout, "priv/stray.bin")
+        const human = yield* spawn(["reconcile"], env)
+        assert.strictEqual(human.code, 0)
+        assert.match(human.stdout, /unknown objects +1 \(5 B\): --apply queues them/)
+        assert.include(human.stdout, "priv/stray.bin")
 
-      const failing = yield* spawn(["reconcile", "--fail-on-findings", "--json"], env)
-      assert.strictEqual(failing.code, 3)
-      assert.strictEqual(JSON.parse(failing.stdout).unknownObjects.count, 1)
+        const failing = yield* spawn(["reconcile", "--fail-on-findings", "--json"], env)
+        assert.strictEqual(failing.code, 3)
+        assert.strictEqual(JSON.parse(failing.stdout).unknownObjects.count, 1)
 
-      const applied = yield* spawn(["reconcile", "--apply", "--json", "--progress"], env)
-      assert.strictEqual(applied.code, 0, applied.stderr)
-      assert.strictEqual(JSON.parse(applied.stdout).queued, 1)
-      assert.match(applied.stderr, /^reconcile 2 objects/m)
+        const applied = yield* spawn(["reconcile", "--apply", "--json", "--progress"], env)
+        assert.strictEqual(applied.code, 0, applied.stderr)
+        assert.strictEqual(JSON.parse(applied.stdout).queued, 1)
+        assert.match(applied.stderr, /^reconcile 2 objects/m)
 
-      const drain = yield* spawn(["drain", "--json", "--progress"], env)
-      assert.strictEqual(drain.code, 0, drain.stderr)
-      assert.deepInclude(JSON.parse(drain.stdout), { leased: 1, deleted: 1 })
-      assert.match(drain.stderr, /^drain \[#{24}\] 100% 1\/1 deleted 1/m)
+        const drain = yield* spawn(["drain", "--json", "--progress"], env)
+        assert.strictEqual(drain.code, 0, drain.stderr)
+        assert.deepInclude(JSON.parse(drain.stdout), { leased: 1, deleted: 1 })
+        assert.match(drain.stderr, /^drain \[#{24}\] 100% 1\/1 deleted 1/m)
 
-      const after = yield* spawn(["reconcile", "--json", "--grace", "0s"], env)
-      assert.strictEqual(after.code, 0)
-      assert.deepInclude(JSON.parse(after.stdout), { objectsScanned: 1 })
-      assert.strictEqual(JSON.parse(after.stdout).unknownObjects.sample[0].key, "priv/new.bin")
+        const after = yield* spawn(["reconcile", "--json", "--grace", "0s"], env)
+        assert.strictEqual(after.code, 0)
+        assert.deepInclude(JSON.parse(after.stdout), { objectsScanned: 1 })
+        assert.strictEqual(JSON.parse(after.stdout).unknownObjects.sample[0].key, "priv/new.bin")
 
-      const table = yield* spawn(["status"], env)
-      assert.strictEqual(table.code, 0)
-      assert.match(table.stdout, /^Delete queue\n  depth +0\n/)
-    }), 120_000)
+        const table = yield* spawn(["status"], env)
+        assert.strictEqual(table.code, 0)
+        assert.match(table.stdout, /^Delete queue\n {2}depth +0\n/)
+      }),
+    120_000
+  )
 })

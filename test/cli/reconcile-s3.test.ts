@@ -66,7 +66,12 @@ const scratchBucket = (server: S3Server) =>
         const keys = yield* Stream.runCollect(Stream.map(storage.listObjects(), (o) => o.key))
         yield* storage.deleteObjects(keys)
         yield* Effect.promise(async () => {
-          const client = new S3Client({ endpoint: server.endpoint, region: "us-east-1", forcePathStyle: true, credentials })
+          const client = new S3Client({
+            endpoint: server.endpoint,
+            region: "us-east-1",
+            forcePathStyle: true,
+            credentials
+          })
           await client.send(new DeleteBucketCommand({ Bucket: bucket }))
           client.destroy()
         })
@@ -81,90 +86,100 @@ if (server === undefined) {
   missingServer("reconcile (S3, 10,000 objects)", "S3 (Ceph RGW)")
 } else {
   describeEachCliDialect("reconcile (S3 on Ceph RGW, 10,000 objects)", (dialect) => {
-    it.scopedLive("exact findings, --apply, nothing new on a second run, clean after a drain", () =>
-      Effect.gen(function*() {
-        const url = yield* freshUrl(dialect)
-        const storage = yield* scratchBucket(server)
-        const layers = cliLayers(url, storage, { deleteBatchSize: 200, deleteConcurrency: 32 })
-        const inStores = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-          effect.pipe(Effect.provideService(ObjectStorage, storage), Effect.provide(storesAt(url)))
-        const nextKey = keyMaker("files/")
-        const timings: Record<string, number> = {}
-        const timed = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>) =>
-          Effect.gen(function*() {
-            const start = Date.now()
-            const a = yield* effect
-            timings[name] = Date.now() - start
-            return a
+    it.scopedLive(
+      "exact findings, --apply, nothing new on a second run, clean after a drain",
+      () =>
+        Effect.gen(function*() {
+          const url = yield* freshUrl(dialect)
+          const storage = yield* scratchBucket(server)
+          const layers = cliLayers(url, storage, { deleteBatchSize: 200, deleteConcurrency: 32 })
+          const inStores = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+            effect.pipe(Effect.provideService(ObjectStorage, storage), Effect.provide(storesAt(url)))
+          const nextKey = keyMaker("files/")
+          const timings: Record<string, number> = {}
+          const timed = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>) =>
+            Effect.gen(function*() {
+              const start = Date.now()
+              const a = yield* effect
+              timings[name] = Date.now() - start
+              return a
+            })
+
+          const old = DateTime.subtract(yield* DateTime.now, { hours: 1 })
+          const planted = yield* timed("plant 9,900 objects", inStores(plantOld(plan, nextKey, old, 96)))
+          yield* Effect.sleep("2 seconds")
+          const boundary = Date.now()
+          yield* Effect.sleep("2 seconds")
+          const fresh = yield* inStores(plantYoung(young, nextKey, yield* DateTime.now))
+          assert.strictEqual(planted.objects + fresh.objects, 10_000)
+          const grace = () => `${Date.now() - boundary}ms`
+
+          const report = yield* timed(
+            "reconcile (dry run)",
+            runJson(["reconcile", "--grace", grace(), "--sample", "1000"], layers)
+          )
+          assert.deepInclude(report, {
+            applied: false,
+            objectsScanned: 10_000,
+            sessionsScanned: 11,
+            withinGrace: { objects: 100, sessions: 2, records: 10 },
+            queued: 0,
+            aborted: 0
           })
+          assert.strictEqual(report.unknownObjects.count, 400)
+          assert.strictEqual(report.unknownObjects.bytes, planted.unknownBytes)
+          assert.deepStrictEqual(keysOf(report.unknownObjects.sample), planted.unknownKeys)
+          assert.strictEqual(report.orphanSessions.count, 6)
+          assert.deepStrictEqual(sessionIds(report.orphanSessions.sample), planted.orphanSessions)
+          assert.strictEqual(report.missingObjects.count, 40)
+          assert.deepStrictEqual(keysOf(report.missingObjects.sample), planted.missingKeys)
 
-        const old = DateTime.subtract(yield* DateTime.now, { hours: 1 })
-        const planted = yield* timed("plant 9,900 objects", inStores(plantOld(plan, nextKey, old, 96)))
-        yield* Effect.sleep("2 seconds")
-        const boundary = Date.now()
-        yield* Effect.sleep("2 seconds")
-        const fresh = yield* inStores(plantYoung(young, nextKey, yield* DateTime.now))
-        assert.strictEqual(planted.objects + fresh.objects, 10_000)
-        const grace = () => `${Date.now() - boundary}ms`
+          // Smaller pages, same answer; the progress line reaches the end.
+          const paged = yield* timed(
+            "reconcile (page size 100, progress)",
+            runCli(["reconcile", "--grace", grace(), "--page-size", "100", "--json", "--progress"], layers)
+          )
+          assert.strictEqual(paged.code, 0)
+          const pagedReport = JSON.parse(paged.stdout)
+          assert.strictEqual(pagedReport.unknownObjects.count, 400)
+          assert.strictEqual(pagedReport.orphanSessions.count, 6)
+          assert.strictEqual(pagedReport.missingObjects.count, 40)
+          assert.match(
+            paged.stderr,
+            /reconcile 10,000 objects, 11 sessions; unknown 400, orphan sessions 6, missing 40/
+          )
 
-        const report = yield* timed(
-          "reconcile (dry run)",
-          runJson(["reconcile", "--grace", grace(), "--sample", "1000"], layers)
-        )
-        assert.deepInclude(report, {
-          applied: false,
-          objectsScanned: 10_000,
-          sessionsScanned: 11,
-          withinGrace: { objects: 100, sessions: 2, records: 10 },
-          queued: 0,
-          aborted: 0
-        })
-        assert.strictEqual(report.unknownObjects.count, 400)
-        assert.strictEqual(report.unknownObjects.bytes, planted.unknownBytes)
-        assert.deepStrictEqual(keysOf(report.unknownObjects.sample), planted.unknownKeys)
-        assert.strictEqual(report.orphanSessions.count, 6)
-        assert.deepStrictEqual(sessionIds(report.orphanSessions.sample), planted.orphanSessions)
-        assert.strictEqual(report.missingObjects.count, 40)
-        assert.deepStrictEqual(keysOf(report.missingObjects.sample), planted.missingKeys)
+          // --apply queues exactly the unknown objects and aborts the orphan sessions.
+          const applied = yield* timed(
+            "reconcile --apply",
+            runJson(["reconcile", "--apply", "--grace", grace()], layers)
+          )
+          assert.deepInclude(applied, { applied: true, queued: 400, aborted: 6, abortFailures: 0 })
+          assert.deepStrictEqual(yield* inStores(queuedKeys("orphaned")), planted.unknownKeys)
+          assert.deepStrictEqual(yield* inStores(openSessions), new Set([...planted.knownSessions, ...fresh.sessions]))
 
-        // Smaller pages, same answer; the progress line reaches the end.
-        const paged = yield* timed(
-          "reconcile (page size 100, progress)",
-          runCli(["reconcile", "--grace", grace(), "--page-size", "100", "--json", "--progress"], layers)
-        )
-        assert.strictEqual(paged.code, 0)
-        const pagedReport = JSON.parse(paged.stdout)
-        assert.strictEqual(pagedReport.unknownObjects.count, 400)
-        assert.strictEqual(pagedReport.orphanSessions.count, 6)
-        assert.strictEqual(pagedReport.missingObjects.count, 40)
-        assert.match(paged.stderr, /reconcile 10,000 objects, 11 sessions; unknown 400, orphan sessions 6, missing 40/)
+          const second = yield* timed("second reconcile", runJson(["reconcile", "--apply", "--grace", grace()], layers))
+          assert.deepInclude(second, {
+            objectsScanned: 10_000,
+            withinGrace: { objects: 100, sessions: 2, records: 10 },
+            queued: 0,
+            aborted: 0
+          })
+          assert.strictEqual(second.unknownObjects.count, 0)
+          assert.strictEqual(second.orphanSessions.count, 0)
+          assert.strictEqual(second.missingObjects.count, 40)
 
-        // --apply queues exactly the unknown objects and aborts the orphan sessions.
-        const applied = yield* timed("reconcile --apply", runJson(["reconcile", "--apply", "--grace", grace()], layers))
-        assert.deepInclude(applied, { applied: true, queued: 400, aborted: 6, abortFailures: 0 })
-        assert.deepStrictEqual(yield* inStores(queuedKeys("orphaned")), planted.unknownKeys)
-        assert.deepStrictEqual(yield* inStores(openSessions), new Set([...planted.knownSessions, ...fresh.sessions]))
-
-        const second = yield* timed("second reconcile", runJson(["reconcile", "--apply", "--grace", grace()], layers))
-        assert.deepInclude(second, {
-          objectsScanned: 10_000,
-          withinGrace: { objects: 100, sessions: 2, records: 10 },
-          queued: 0,
-          aborted: 0
-        })
-        assert.strictEqual(second.unknownObjects.count, 0)
-        assert.strictEqual(second.orphanSessions.count, 0)
-        assert.strictEqual(second.missingObjects.count, 40)
-
-        // The worker deletes the queued objects; the bucket then agrees with the database.
-        const drained = yield* timed("drain", runJson(["drain"], layers))
-        assert.deepInclude(drained, { deleted: 400 + 150 + 10 + 1, deferred: 0, deadLettered: 0 })
-        const third = yield* timed("third reconcile", runJson(["reconcile", "--grace", grace()], layers))
-        assert.strictEqual(third.objectsScanned, 10_000 - 400 - 150)
-        assert.strictEqual(third.unknownObjects.count, 0)
-        assert.strictEqual(third.orphanSessions.count, 0)
-        assert.strictEqual(third.missingObjects.count, 40)
-        console.info(`[reconcile S3 ${dialect}] ${JSON.stringify(timings)}`)
-      }), 300_000)
+          // The worker deletes the queued objects; the bucket then agrees with the database.
+          const drained = yield* timed("drain", runJson(["drain"], layers))
+          assert.deepInclude(drained, { deleted: 400 + 150 + 10 + 1, deferred: 0, deadLettered: 0 })
+          const third = yield* timed("third reconcile", runJson(["reconcile", "--grace", grace()], layers))
+          assert.strictEqual(third.objectsScanned, 10_000 - 400 - 150)
+          assert.strictEqual(third.unknownObjects.count, 0)
+          assert.strictEqual(third.orphanSessions.count, 0)
+          assert.strictEqual(third.missingObjects.count, 40)
+          console.info(`[reconcile S3 ${dialect}] ${JSON.stringify(timings)}`)
+        }),
+      300_000
+    )
   })
 }

@@ -21,8 +21,11 @@ describeEachDialect(
       Effect.gen(function*() {
         const claims = yield* ClaimStore
         const prefix = unique("fk")
-        const made = Array.from({ length: 620 }, (_, i) =>
-          makeClaim({ key: `${prefix}/${i}`, status: i % 2 === 0 ? "pending" : "uploaded", uploadId: `u-${i}` }))
+        const made = Array.from(
+          { length: 620 },
+          (_, i) =>
+            makeClaim({ key: `${prefix}/${i}`, status: i % 2 === 0 ? "pending" : "uploaded", uploadId: `u-${i}` })
+        )
         for (const claim of made) yield* claims.create(claim)
         const asked = [...made.map((c) => c.key), `${prefix}/none`, made[0]!.key, `${prefix}/ZZ`]
         const found = yield* claims.findByKeys(asked)
@@ -58,7 +61,10 @@ describeEachDialect(
         const found = yield* queue.findByKeys([...many.map((r) => r.key), `${prefix}/x`, `${prefix}/dead`, "nope"])
         assert.strictEqual(found.length, 513)
         const x = found.filter((r) => r.key === `${prefix}/x`)
-        assert.deepStrictEqual(new Set(x.map((r) => `${r.reason}:${r.uploadId}`)), new Set(["replaced:", "aborted:upload-1"]))
+        assert.deepStrictEqual(
+          new Set(x.map((r) => `${r.reason}:${r.uploadId}`)),
+          new Set(["replaced:", "aborted:upload-1"])
+        )
         const deadFound = found.find((r) => r.key === `${prefix}/dead`)!
         assert.strictEqual(deadFound.reason, "orphaned")
         assert.isDefined(deadFound.deadAt)

@@ -46,7 +46,8 @@ export const describeEachCliDialect = (
 export const freshUrl = (dialect: TestDialect) => Effect.map(acquireFreshDatabase(dialect), ({ url }) => url)
 
 /** The stores (migrated) over the database at `url`. */
-export const storesAt = (url: string) => SqlStores.layer.pipe(Layer.provideMerge(Database.layerFromUrl(url)), Layer.orDie)
+export const storesAt = (url: string) =>
+  SqlStores.layer.pipe(Layer.provideMerge(Database.layerFromUrl(url)), Layer.orDie)
 
 /** The CLI's parts over `url` and one backend instance shared by every run. */
 export const cliLayers = (
@@ -144,6 +145,8 @@ export const insertRecords = (rows: ReadonlyArray<RecordRow>) =>
 export const queuedKeys = (reason: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ object_key: string }>`SELECT object_key FROM sys_storage_pending_delete WHERE reason = ${reason}`
+    const rows = yield* sql<
+      { object_key: string }
+    >`SELECT object_key FROM sys_storage_pending_delete WHERE reason = ${reason}`
     return new Set(rows.map((row) => row.object_key))
   }).pipe(Effect.orDie)

@@ -71,7 +71,7 @@ describe.runIf(available || ci)("the upload page in Chromium", () => {
     await page.setInputFiles("#files", path)
     await page.click("#upload")
     const row = uploadRow(page, "holiday.jpg")
-    await row.locator('.status[data-state="done"]').waitFor({ timeout: 30_000 })
+    await row.locator(".status[data-state=\"done\"]").waitFor({ timeout: 30_000 })
     expect(await row.locator(".progress").evaluate((el) => (el as HTMLProgressElement).value)).toBe(100)
     const key = await row.getAttribute("data-key")
     expect(key).toMatch(/^priv\/.+\.jpg$/)
@@ -101,7 +101,7 @@ describe.runIf(available || ci)("the upload page in Chromium", () => {
     await page.setInputFiles("#files", path)
     await page.click("#upload")
     const first = uploadRow(page, "video.mp4")
-    await first.locator('.status[data-state="error"]').waitFor({ timeout: 30_000 })
+    await first.locator(".status[data-state=\"error\"]").waitFor({ timeout: 30_000 })
     // what the server recorded before the failure
     const ticket = await page.evaluate(() =>
       JSON.parse(Object.entries(localStorage).find(([k]) => k.startsWith("effect-storage.ticket:"))![1])
@@ -119,7 +119,7 @@ describe.runIf(available || ci)("the upload page in Chromium", () => {
     await page.setInputFiles("#files", path)
     await page.click("#upload")
     const second = uploadRow(page, "video.mp4")
-    await second.locator('.status[data-state="done"]').waitFor({ timeout: 30_000 })
+    await second.locator(".status[data-state=\"done\"]").waitFor({ timeout: 30_000 })
     const resent = sent.slice(before).sort()
     expect(resent).toEqual([1, 2, 3, 4, 5, 6].filter((n) => !recorded.includes(n)))
 

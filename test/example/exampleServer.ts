@@ -22,7 +22,9 @@ export const freePort = () =>
     const server = createServer()
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => typeof address === "object" && address !== null ? ok(address.port) : fail(new Error("no port")))
+      server.close(() =>
+        typeof address === "object" && address !== null ? ok(address.port) : fail(new Error("no port"))
+      )
     })
   })
 

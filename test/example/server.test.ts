@@ -49,30 +49,34 @@ const upload = async (token: string, name: string, data: Uint8Array) => {
 const onDisk = (key: string) => existsSync(join(server.root, key))
 
 describe("the example server", () => {
-  it("adopts an upload into a document, serves it to the owner only, and deletes it from disk with the document", async () => {
-    const data = new Uint8Array(150_000).map((_, i) => i % 251)
-    const { key } = await upload("tokenA", "photo.jpg", data)
-    expect(onDisk(key)).toBe(true)
+  it(
+    "adopts an upload into a document, serves it to the owner only, and deletes it from disk with the document",
+    async () => {
+      const data = new Uint8Array(150_000).map((_, i) => i % 251)
+      const { key } = await upload("tokenA", "photo.jpg", data)
+      expect(onDisk(key)).toBe(true)
 
-    const created = await json("POST", "/documents", "tokenA", { title: "Trip", files: [key] })
-    expect(created.status).toBe(201)
-    expect(created.body.files).toEqual([key])
-    expect((await json("GET", `/documents/${created.body.id}`, "tokenA")).body.title).toBe("Trip")
-    expect((await json("GET", `/documents/${created.body.id}`, "tokenB")).status).toBe(404)
+      const created = await json("POST", "/documents", "tokenA", { title: "Trip", files: [key] })
+      expect(created.status).toBe(201)
+      expect(created.body.files).toEqual([key])
+      expect((await json("GET", `/documents/${created.body.id}`, "tokenA")).body.title).toBe("Trip")
+      expect((await json("GET", `/documents/${created.body.id}`, "tokenB")).status).toBe(404)
 
-    // the document's owner may read the adopted file; nobody else
-    const mine = await fetch(`${server.url}/storage/files/${key}`, { headers: as("tokenA") })
-    expect(mine.status).toBe(200)
-    expect(new Uint8Array(await mine.arrayBuffer())).toEqual(data)
-    expect((await fetch(`${server.url}/storage/files/${key}`, { headers: as("tokenB") })).status).toBe(403)
+      // the document's owner may read the adopted file; nobody else
+      const mine = await fetch(`${server.url}/storage/files/${key}`, { headers: as("tokenA") })
+      expect(mine.status).toBe(200)
+      expect(new Uint8Array(await mine.arrayBuffer())).toEqual(data)
+      expect((await fetch(`${server.url}/storage/files/${key}`, { headers: as("tokenB") })).status).toBe(403)
 
-    // an upload can be adopted only once
-    const twice = await json("POST", "/documents", "tokenA", { title: "Copy", files: [key] })
-    expect([twice.status, twice.body._tag]).toEqual([422, "ClaimNotFound"])
+      // an upload can be adopted only once
+      const twice = await json("POST", "/documents", "tokenA", { title: "Copy", files: [key] })
+      expect([twice.status, twice.body._tag]).toEqual([422, "ClaimNotFound"])
 
-    expect((await json("DELETE", `/documents/${created.body.id}`, "tokenA")).status).toBe(204)
-    await waitFor(() => !onDisk(key), "the deleted document's file to leave the disk")
-  }, 60_000)
+      expect((await json("DELETE", `/documents/${created.body.id}`, "tokenA")).status).toBe(204)
+      await waitFor(() => !onDisk(key), "the deleted document's file to leave the disk")
+    },
+    60_000
+  )
 
   it("replacing a document's file deletes the old one and keeps the new one", async () => {
     const first = await upload("tokenA", "v1.pdf", new Uint8Array(1000))
@@ -107,7 +111,7 @@ describe("the example server", () => {
   it("serves the upload page, the API docs, the OpenAPI document and Prometheus metrics", async () => {
     const page = await fetch(server.url + "/")
     expect(page.headers.get("content-type")).toContain("text/html")
-    expect(await page.text()).toContain('id="files"')
+    expect(await page.text()).toContain("id=\"files\"")
     expect((await fetch(server.url + "/docs")).status).toBe(200)
     const openapi = await (await fetch(server.url + "/openapi.json")).json()
     expect(Object.keys(openapi.paths)).toEqual(

@@ -179,7 +179,10 @@ describe("FileRefs.extract: schema structure", () => {
     const A = Schema.Struct({ kind: Schema.Literal("a"), file: FileRefs.UploadedFile })
     const B = Schema.Struct({ kind: Schema.Literal("b"), other: FileRefs.UploadedFile })
     const S = Schema.Union(A, B)
-    expect(found(S, { kind: "c", file: "pub/f", other: "pub/o" } as never)).toEqual([["file", "pub/f"], ["other", "pub/o"]])
+    expect(found(S, { kind: "c", file: "pub/f", other: "pub/o" } as never)).toEqual([["file", "pub/f"], [
+      "other",
+      "pub/o"
+    ]])
   })
 
   it("refinements, annotated or not", () => {
@@ -241,7 +244,10 @@ describe("FileRefs.extract: schema structure", () => {
     expect(found(S, value)).toEqual([["people.0.avatar.file", "pub/a"], ["people.1.badge", "pub/badge"]])
     expect(found(Person, new Person({ name: "x", avatar: new Avatar({ file: "pub/x" }) })))
       .toEqual([["avatar.file", "pub/x"]])
-    expect(found(Schema.typeSchema(Employee), new Employee({ name: "y", badge: "pub/y" }))).toEqual([["badge", "pub/y"]])
+    expect(found(Schema.typeSchema(Employee), new Employee({ name: "y", badge: "pub/y" }))).toEqual([[
+      "badge",
+      "pub/y"
+    ]])
   })
 
   it("tuples: elements, rest and post-rest elements", () => {
@@ -361,7 +367,9 @@ describe("FileRefs on a document model", () => {
     cover: "pub/cover.png",
     gallery: ["pub/g1.png", " pub/g2.png ", ""],
     attachments: { itinerary: "priv/it.pdf", empty: "" },
-    body: `<p><img src="${url("pub/body.png")}"> <a href='${url("priv/it.pdf")}'>it</a> <img src="https://cdn/x.png"></p>`,
+    body: `<p><img src="${url("pub/body.png")}"> <a href='${
+      url("priv/it.pdf")
+    }'>it</a> <img src="https://cdn/x.png"></p>`,
     notes: `![n](${url("pub/notes.png")} "Notes") [ext](https://example.com)`,
     author: { name: "Alice", avatar: "pub/avatar.png" }
   })

@@ -1,5 +1,5 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -21,7 +21,9 @@ import { makeClaim, unique } from "../support/fixtures.js"
 import { Document, url } from "./documents.js"
 
 /** Every event published, in order (not transactional: a rollback keeps them). */
-class RecordedEvents extends Context.Tag("test/RecordedEvents")<RecordedEvents, Ref.Ref<ReadonlyArray<StorageEvent>>>() {}
+class RecordedEvents
+  extends Context.Tag("test/RecordedEvents")<RecordedEvents, Ref.Ref<ReadonlyArray<StorageEvent>>>()
+{}
 
 const recordingEvents = Layer.effectContext(Effect.map(
   Ref.make<ReadonlyArray<StorageEvent>>([]),
@@ -186,7 +188,12 @@ describeEachDialect(
         yield* sql.withTransaction(files.onUpdate(alice, [kept!, dropped!], [added2!, kept!, ` ${added1} `, added2!]))
         assert.deepStrictEqual(yield* claimStates([added1!, added2!]), ["gone", "gone"])
         assert.deepStrictEqual(yield* queued([kept!, dropped!, added1!, added2!]), [`${dropped}:replaced`])
-        assert.deepStrictEqual(yield* claimedEvents([added1!, added2!, kept!, dropped!]), [kept, dropped, added2, added1])
+        assert.deepStrictEqual(yield* claimedEvents([added1!, added2!, kept!, dropped!]), [
+          kept,
+          dropped,
+          added2,
+          added1
+        ])
         assert.strictEqual((yield* adoptedCount) - before, 2)
       }))
 
@@ -284,7 +291,14 @@ describeEachDialect(
         const files = yield* Files
         const sql = yield* SqlClient.SqlClient
         const [cover, g1, g2, attachment, body, notes, avatar] = yield* uploads(7)
-        const doc = documentWith({ cover: cover!, gallery: [g1!, g2!], attachment: attachment!, body: body!, notes: notes!, avatar: avatar! })
+        const doc = documentWith({
+          cover: cover!,
+          gallery: [g1!, g2!],
+          attachment: attachment!,
+          body: body!,
+          notes: notes!,
+          avatar: avatar!
+        })
         const all = [cover!, g1!, g2!, attachment!, body!, notes!, avatar!]
         assert.deepStrictEqual(files.forSchema(Document).keys(doc), all)
         yield* sql.withTransaction(files.onCreateOf(Document, alice, doc))
@@ -314,7 +328,13 @@ describeEachDialect(
       Effect.gen(function*() {
         const documents = yield* Files.forSchema(Document)
         const [cover, g1, g2, attachment, body, notes, newCover, g3, newNotes] = yield* uploads(9)
-        const v1 = documentWith({ cover: cover!, gallery: [g1!, g2!], attachment: attachment!, body: body!, notes: notes! })
+        const v1 = documentWith({
+          cover: cover!,
+          gallery: [g1!, g2!],
+          attachment: attachment!,
+          body: body!,
+          notes: notes!
+        })
         yield* documents.onCreate(alice, v1)
         const v2 = documentWith({
           cover: newCover!,

@@ -23,7 +23,8 @@ export const putPart = (user: User, claimId: string, partNumber: number | string
     )
   )
 
-export const listParts = (user: User, claimId: string) => call(user, HttpClientRequest.get(`/storage/uploads/${claimId}/parts`))
+export const listParts = (user: User, claimId: string) =>
+  call(user, HttpClientRequest.get(`/storage/uploads/${claimId}/parts`))
 
 export const complete = (user: User, claimId: string) =>
   call(user, HttpClientRequest.post(`/storage/uploads/${claimId}/complete`))

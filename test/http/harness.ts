@@ -2,12 +2,12 @@
  * A real storage HTTP server on a random port over a fresh database and a
  * chosen backend, with a real HTTP client pointed at it.
  */
+import { NodeHttpServer } from "@effect/platform-node"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as HttpServer from "@effect/platform/HttpServer"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -62,7 +62,11 @@ export const call = (
 export const raw = (
   user: keyof typeof tokens | undefined,
   request: HttpClientRequest.HttpClientRequest
-): Effect.Effect<{ status: number; headers: HttpClientResponse.HttpClientResponse["headers"]; body: Uint8Array }, unknown, HttpClient.HttpClient> =>
+): Effect.Effect<
+  { status: number; headers: HttpClientResponse.HttpClientResponse["headers"]; body: Uint8Array },
+  unknown,
+  HttpClient.HttpClient
+> =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const authed = user === undefined ? request : HttpClientRequest.bearerToken(request, tokens[user])
@@ -91,9 +95,11 @@ export const rawGet = (path: string, headers: Record<string, string> = {}) =>
       const req = http.request({ host: "127.0.0.1", port: address.port, path, method: "GET", headers }, (res) => {
         const chunks: Array<Buffer> = []
         res.on("data", (c: Buffer) => chunks.push(c))
-        res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() })))
+        res.on("end", () =>
+          resume(Effect.succeed({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() })))
       })
-      req.on("error", (e) => resume(Effect.die(e)))
+      req.on("error", (e) =>
+        resume(Effect.die(e)))
       req.end()
     })
   })

@@ -6,9 +6,9 @@
  * property-based sequences and the slow-client cases against the example
  * server are in test/soak/hostile.soak.ts.
  */
-import { assert } from "@effect/vitest"
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
+import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
@@ -19,10 +19,10 @@ import { afterAll } from "vitest"
 import * as FileSystemObjectStorage from "../../src/layers/objects/FileSystemObjectStorage.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { describeEachDialect } from "../support/databases.js"
+import { sendEndlessBody } from "../support/endlessBody.js"
 import { eventually } from "../support/eventually.js"
 import { abort, bytes, complete, init, listParts, putPart, sha256, uploadWhole } from "./client.js"
 import { call, raw, serverLayer, tokens } from "./harness.js"
-import { sendEndlessBody } from "../support/endlessBody.js"
 
 const partSize = 64 * 1024
 const base = mkdtempSync(join(tmpdir(), "effect-storage-hostile-"))
@@ -37,20 +37,29 @@ const rawRequest = (
   path: string,
   options: { method?: string; headers?: Record<string, string>; body?: string } = {}
 ) =>
-  Effect.flatMap(port, (p) =>
-    Effect.async<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resume) => {
-      const req = http.request(
-        { host: "127.0.0.1", port: p, path, method: options.method ?? "GET", headers: options.headers },
-        (res) => {
-          const chunks: Array<Buffer> = []
-          res.on("data", (c: Buffer) => chunks.push(c))
-          res.on("end", () =>
-            resume(Effect.succeed({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() })))
-        }
-      )
-      req.on("error", (e) => resume(Effect.die(e)))
-      req.end(options.body)
-    }))
+  Effect.flatMap(
+    port,
+    (p) =>
+      Effect.async<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resume) => {
+        const req = http.request(
+          { host: "127.0.0.1", port: p, path, method: options.method ?? "GET", headers: options.headers },
+          (res) => {
+            const chunks: Array<Buffer> = []
+            res.on("data", (c: Buffer) => chunks.push(c))
+            res.on("end", () =>
+              resume(
+                Effect.succeed({
+                  status: res.statusCode ?? 0,
+                  headers: res.headers,
+                  body: Buffer.concat(chunks).toString()
+                })
+              ))
+          }
+        )
+        req.on("error", (e) => resume(Effect.die(e)))
+        req.end(options.body)
+      })
+  )
 
 /**
  * Sends a part as a chunked body that never ends, as fast as the server
@@ -80,10 +89,11 @@ const truncatedPart = (claimId: string, partNumber: number, declared: number, se
           `PUT /storage/uploads/${claimId}/parts/${partNumber} HTTP/1.1\r\nHost: x\r\n` +
             `Authorization: Bearer ${tokens.alice}\r\nContent-Length: ${declared}\r\n\r\n`
         )
-        socket.write(Buffer.alloc(sent, 1), () => setTimeout(() => {
-          socket.destroy()
-          resume(Effect.void)
-        }, 50))
+        socket.write(Buffer.alloc(sent, 1), () =>
+          setTimeout(() => {
+            socket.destroy()
+            resume(Effect.void)
+          }, 50))
       })
       socket.on("error", () => {})
     }))
@@ -108,7 +118,8 @@ describeEachDialect(
       Effect.gen(function*() {
         // Something worth stealing next to the root, and the backend's own files in it.
         writeFileSync(join(base, "secret.txt"), secret)
-        const pub = (yield* uploadWhole("alice", "p.png", bytes(100), { public: true, contentType: "image/png" })).ticket
+        const pub =
+          (yield* uploadWhole("alice", "p.png", bytes(100), { public: true, contentType: "image/png" })).ticket
         mkdirSync(join(root, ".meta", "zz"), { recursive: true })
         writeFileSync(join(root, ".meta", "zz", "leak.json"), secret)
         const hostile = [
@@ -302,7 +313,9 @@ describeEachDialect(
             assert.strictEqual(r.headers["x-content-type-options"], "nosniff", what)
             assert.strictEqual(r.headers["content-security-policy"], "default-src 'none'; sandbox", what)
             assert.isUndefined(r.headers["x-injected"], what)
-            if (served === "application/octet-stream") assert.match(r.headers["content-disposition"]!, /^attachment;/, what)
+            if (served === "application/octet-stream") {
+              assert.match(r.headers["content-disposition"]!, /^attachment;/, what)
+            }
           }
         }
       }))

@@ -321,7 +321,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         expect((yield* storage.statObject(key)).eTag).toBe(info.eTag)
         expect(sha256(yield* readBytes((yield* storage.getObject({ key })).body))).toBe(sha256(whole))
         expect(yield* openUploadIds(mp, key)).toEqual([])
-      })))
+      })
+    ))
 
   it.effect("multipart: re-uploading a part replaces it", () =>
     withMultipart((mp, storage) =>
@@ -338,7 +339,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         expect(info.size).toBe(mp.partSize + 4)
         const head = yield* readBytes((yield* storage.getObject({ key, range: { start: 0, end: 3 } })).body)
         expect([...head]).toEqual([2, 2, 2, 2])
-      })))
+      })
+    ))
 
   it.effect("multipart: a wrong ETag fails with PartETagMismatch", () =>
     withMultipart((mp) =>
@@ -354,7 +356,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         expect(yield* failureTag(withGhost)).toBe("PartETagMismatch")
         // The session stays open after a rejected manifest.
         expect((yield* mp.completeMultipart({ key, uploadId, parts: [part] })).size).toBe(mp.partSize)
-      })))
+      })
+    ))
 
   it.effect("multipart: part numbers must be exactly 1..N in order", () =>
     withMultipart((mp) =>
@@ -378,7 +381,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
             .toBe("PartNumberOutOfRange")
         }
         expect((yield* mp.completeMultipart({ key, uploadId, parts })).size).toBe(2 * mp.partSize + 10)
-      })))
+      })
+    ))
 
   it.effect("multipart: a second complete and a put after complete fail with UploadSessionNotFound", () =>
     withMultipart((mp) =>
@@ -392,7 +396,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
           "UploadSessionNotFound"
         )
         yield* mp.abortMultipart({ key, uploadId })
-      })))
+      })
+    ))
 
   it.effect("multipart: after abort, put and complete fail with UploadSessionNotFound; abort is idempotent", () =>
     withMultipart((mp, storage) =>
@@ -407,7 +412,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         expect(yield* failureTag(mp.completeMultipart({ key, uploadId, parts: [part] }))).toBe("UploadSessionNotFound")
         yield* mp.abortMultipart({ key, uploadId })
         expect(yield* failureTag(storage.statObject(key))).toBe("ObjectNotFound")
-      })))
+      })
+    ))
 
   it.effect("multipart: an unknown session: abort succeeds, put and complete fail", () =>
     withMultipart((mp) =>
@@ -427,7 +433,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
           "UploadSessionNotFound"
         )
         yield* mp.abortMultipart({ key, uploadId })
-      })))
+      })
+    ))
 
   it.effect("multipart: a small non-final part fails with PartTooSmall", () =>
     withMultipart((mp) =>
@@ -438,7 +445,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         const p2 = yield* mp.putPart({ key, uploadId, partNumber: 2, body: text("last") })
         expect(yield* failureTag(mp.completeMultipart({ key, uploadId, parts: [p1, p2] }))).toBe("PartTooSmall")
         yield* mp.abortMultipart({ key, uploadId })
-      })))
+      })
+    ))
 
   it.effect("multipart: a part body of the wrong length fails and stores no part", () =>
     withMultipart((mp) =>
@@ -455,7 +463,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         const unsized = yield* mp.putPart({ key, uploadId, partNumber: 1, body: Stream.make(text("ab"), text("c")) })
         expect(unsized).toEqual({ partNumber: 1, etag: md5("abc"), size: 3 })
         expect((yield* mp.completeMultipart({ key, uploadId, parts: [unsized] })).size).toBe(3)
-      })))
+      })
+    ))
 
   it.effect("multipart: listMultipartUploads shows open sessions, not closed ones", () =>
     withMultipart((mp) =>
@@ -475,7 +484,8 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
         expect(after.map((u) => [u.key, u.uploadId])).toEqual([[`${p}open`, open.uploadId]])
         yield* mp.abortMultipart(open)
         expect(yield* listAll(mp.listMultipartUploads(p))).toEqual([])
-      })))
+      })
+    ))
 }
 
 // ---- helpers ----
@@ -509,8 +519,10 @@ export const failureTag = <A, E extends { readonly _tag: string }>(effect: Effec
 
 /** The backend's open sessions for exactly this key. */
 const openUploadIds = (mp: Multipart, key: string) =>
-  Effect.map(listAll(mp.listMultipartUploads(key)), (uploads) =>
-    uploads.filter((u) => u.key === key).map((u) => u.uploadId))
+  Effect.map(
+    listAll(mp.listMultipartUploads(key)),
+    (uploads) => uploads.filter((u) => u.key === key).map((u) => u.uploadId)
+  )
 
 const chunksOf = (bytes: Uint8Array, size: number): Stream.Stream<Uint8Array> =>
   Stream.fromIterable(
@@ -571,4 +583,3 @@ const startRssSampler = () => {
 }
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`
-

@@ -14,7 +14,14 @@ import { afterAll, describe, expect, it } from "vitest"
 import { Rng, seedFor } from "./support/rng.js"
 import { missing, servers } from "./support/servers.js"
 import { sleep, SoakServer } from "./support/soakServer.js"
-import { type Backend, checkInvariants, filesystemBackend, freshDatabase, Inspector, s3Backend } from "./support/state.js"
+import {
+  type Backend,
+  checkInvariants,
+  filesystemBackend,
+  freshDatabase,
+  Inspector,
+  s3Backend
+} from "./support/state.js"
 import { drainAndVerify } from "./support/verify.js"
 import { Workload } from "./support/workload.js"
 

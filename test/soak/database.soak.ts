@@ -138,7 +138,8 @@ for (const target of targets) {
         })
         workload.start()
         await sleep(2000)
-        expect(workload.tally.count((k) => / 20[01] /.test(k + " ")), "requests succeed before the outage").toBeGreaterThan(0)
+        expect(workload.tally.count((k) => / 20[01] /.test(k + " ")), "requests succeed before the outage")
+          .toBeGreaterThan(0)
 
         // The outage.
         const before = new Map(workload.tally.counts)

@@ -90,8 +90,18 @@ if (ceph === undefined) {
           }
         })
         const tally = new Tally()
-        const sizes = [1, 1000, 100_000, 5 * mib - 1, 5 * mib, 5 * mib + 1, 11 * mib + 123, rng.int(1, 3 * mib),
-          rng.int(5 * mib, 12 * mib), rng.int(1, 200_000)]
+        const sizes = [
+          1,
+          1000,
+          100_000,
+          5 * mib - 1,
+          5 * mib,
+          5 * mib + 1,
+          11 * mib + 123,
+          rng.int(1, 3 * mib),
+          rng.int(5 * mib, 12 * mib),
+          rng.int(1, 200_000)
+        ]
         const results: Array<{ key: string; sha: string; size: number }> = []
         // Two uploads at a time.
         for (let i = 0; i < sizes.length; i += 2) {
@@ -216,7 +226,13 @@ if (ceph === undefined) {
           const key = `del/mp/${i}.bin`
           const created = await direct.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))
           await direct.client.send(
-            new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId!, PartNumber: 1, Body: rng.bytes(1000) })
+            new UploadPartCommand({
+              Bucket: bucket,
+              Key: key,
+              UploadId: created.UploadId!,
+              PartNumber: 1,
+              Body: rng.bytes(1000)
+            })
           )
           sessions.push({ key, uploadId: created.UploadId! })
         }
@@ -238,16 +254,28 @@ if (ceph === undefined) {
           ))
         }))
 
-        type Row = { object_key: string; attempts: number; next_attempt_at: unknown; dead_at: unknown; last_error: string | null }
+        type Row = {
+          object_key: string
+          attempts: number
+          next_attempt_at: unknown
+          dead_at: unknown
+          last_error: string | null
+        }
         const rows = () =>
-          runtime.runPromise(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-            sql<Row>`SELECT object_key, attempts, next_attempt_at, dead_at, last_error FROM sys_storage_pending_delete`
-          ))
+          runtime.runPromise(
+            Effect.flatMap(SqlClient.SqlClient, (sql) =>
+              sql<
+                Row
+              >`SELECT object_key, attempts, next_attempt_at, dead_at, last_error FROM sys_storage_pending_delete`)
+          )
         const millis = (value: unknown) => value instanceof Date ? value.getTime() : Date.parse(String(value))
 
         // Two workers drain at once, each in a loop, while an observer
         // records every deferral of the doomed rows.
-        const deferrals = new Map<string, Array<{ attempts: number; nextAt: number; seenAfter: number; seenAt: number }>>()
+        const deferrals = new Map<
+          string,
+          Array<{ attempts: number; nextAt: number; seenAfter: number; seenAt: number }>
+        >()
         let stop = false
         const worker = async () => {
           while (!stop) {
@@ -376,7 +404,12 @@ const retry = async (
 /** Init, parts, complete, each retried when it fails; answers the key. */
 const uploadWithRetries = async (url: string, data: Uint8Array, tally: Tally): Promise<string> => {
   const opened = await retry(
-    () => request(url, "POST", "/storage/uploads", { token: "tokenA", json: { filename: "f.bin", size: data.length }, timeoutMs: 60_000 }),
+    () =>
+      request(url, "POST", "/storage/uploads", {
+        token: "tokenA",
+        json: { filename: "f.bin", size: data.length },
+        timeoutMs: 60_000
+      }),
     (o) => o.kind === "response" && o.status === 201,
     tally,
     "POST /storage/uploads"
@@ -387,7 +420,11 @@ const uploadWithRetries = async (url: string, data: Uint8Array, tally: Tally): P
     const part = data.subarray((n - 1) * ticket.partSize, n * ticket.partSize)
     const sent = await retry(
       () =>
-        request(url, "PUT", `/storage/uploads/${ticket.claimId}/parts/${n}`, { token: "tokenA", body: part, timeoutMs: 60_000 }),
+        request(url, "PUT", `/storage/uploads/${ticket.claimId}/parts/${n}`, {
+          token: "tokenA",
+          body: part,
+          timeoutMs: 60_000
+        }),
       (o) => o.kind === "response" && o.status === 200,
       tally,
       "PUT /storage/uploads/:id/parts/:n"

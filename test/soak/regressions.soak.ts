@@ -84,7 +84,10 @@ describe("regressions found by the soak", () => {
    * the age-based `.tmp` cleanup above.
    */
   it("filesystem backend: a complete cut short by a crash can be retried", async () => {
-    const server = await SoakServer.start({ name: "example server (closing session)", env: { STORAGE_PART_SIZE: "64KiB" } })
+    const server = await SoakServer.start({
+      name: "example server (closing session)",
+      env: { STORAGE_PART_SIZE: "64KiB" }
+    })
     const inspector = new Inspector(`sqlite:${join(server.dir, "storage.db")}`, filesystemBackend(server.root))
     try {
       const data = new Uint8Array(100_000).map((_, i) => i % 251)
@@ -94,13 +97,19 @@ describe("regressions found by the soak", () => {
       })
       const ticket = (opened as { json: { claimId: string; key: string } }).json
       for (const [n, part] of [[1, data.subarray(0, 65536)], [2, data.subarray(65536)]] as const) {
-        const sent = await request(server.url, "PUT", `/storage/uploads/${ticket.claimId}/parts/${n}`, { token: "tokenA", body: part })
+        const sent = await request(server.url, "PUT", `/storage/uploads/${ticket.claimId}/parts/${n}`, {
+          token: "tokenA",
+          body: part
+        })
         expect(sent.kind === "response" && sent.status).toBe(200)
       }
       // The state a kill right after the session was taken away leaves.
       await server.kill9()
       const claim = (await inspector.rows()).claims.get(ticket.key)!
-      renameSync(join(server.root, ".multipart", claim.uploadId), join(server.root, ".tmp", `${claim.uploadId}.${randomUUID()}.closing`))
+      renameSync(
+        join(server.root, ".multipart", claim.uploadId),
+        join(server.root, ".tmp", `${claim.uploadId}.${randomUUID()}.closing`)
+      )
       await server.launch()
       const done = await request(server.url, "POST", `/storage/uploads/${ticket.claimId}/complete`, { token: "tokenA" })
       expect(done.kind === "response" ? `${done.status} ${done.text}` : done.kind).toMatch(/^200 /)
@@ -141,7 +150,9 @@ describe("regressions found by the soak", () => {
         // Hold alice's owner lock, so that the next createWithinCap waits inside its transaction.
         await holder.query("BEGIN")
         await holder.query("SELECT owner FROM sys_storage_owner_lock WHERE owner = 'alice' FOR UPDATE")
-        const pending = runtime.runPromiseExit(Effect.flatMap(ClaimStore, (claims) => claims.createWithinCap(makeClaim(), 100)))
+        const pending = runtime.runPromiseExit(
+          Effect.flatMap(ClaimStore, (claims) => claims.createWithinCap(makeClaim(), 100))
+        )
         let waiting: number | undefined
         for (let i = 0; i < 100 && waiting === undefined; i++) {
           const rows = await killer.query<{ pid: number }>(
@@ -155,7 +166,11 @@ describe("regressions found by the soak", () => {
         await holder.query("ROLLBACK")
         const exit = await pending
         const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
-        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause) ? `a defect: ${Cause.pretty(exit.cause).split("\n")[0]}` : "no defect").toBe(
+        expect(
+          Exit.isFailure(exit) && Cause.isDie(exit.cause)
+            ? `a defect: ${Cause.pretty(exit.cause).split("\n")[0]}`
+            : "no defect"
+        ).toBe(
           "no defect"
         )
         expect(Option.map(failure, (e) => (e as { _tag: string })._tag)).toEqual(Option.some("SqlError"))

@@ -1,14 +1,14 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as TestServices from "effect/TestServices"
+import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { UploadClaim } from "../../src/schema/Models.js"
 import { ClaimConsumer } from "../../src/services/ClaimConsumer.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
-import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { describeEachDialect } from "../support/databases.js"
 import { at, makeClaim, t0, unique } from "../support/fixtures.js"
 
@@ -49,9 +49,11 @@ describeEachDialect(
         const claim = makeClaim({ expiresAt: DateTime.unsafeMake("2026-11-29T01:02:03.004Z") as DateTime.Utc })
         yield* store.create(claim)
         const raw = yield* sql.onDialectOrElse({
-          pg: () => sql`SELECT to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS v
+          pg: () =>
+            sql`SELECT to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS v
             FROM sys_storage_upload_claim WHERE id = ${claim.id}`,
-          mysql: () => sql`SELECT DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f') AS v
+          mysql: () =>
+            sql`SELECT DATE_FORMAT(expires_at, '%Y-%m-%d %H:%i:%s.%f') AS v
             FROM sys_storage_upload_claim WHERE id = ${claim.id}`,
           orElse: () => sql`SELECT expires_at AS v FROM sys_storage_upload_claim WHERE id = ${claim.id}`
         })

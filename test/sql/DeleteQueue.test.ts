@@ -1,14 +1,14 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestServices from "effect/TestServices"
+import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { PendingDelete } from "../../src/schema/Models.js"
 import { DeleteQueue } from "../../src/services/DeleteQueue.js"
 import { DeleteScheduler } from "../../src/services/DeleteScheduler.js"
-import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { describeEachDialect } from "../support/databases.js"
 import { at, t0, unique } from "../support/fixtures.js"
 
@@ -90,7 +90,9 @@ describeEachDialect(
         const sql = yield* SqlClient.SqlClient
         const scheduler = yield* DeleteScheduler
         const key = unique("rollback")
-        yield* Effect.exit(sql.withTransaction(Effect.zipRight(scheduler.schedule([key], "deleted"), Effect.fail("no"))))
+        yield* Effect.exit(
+          sql.withTransaction(Effect.zipRight(scheduler.schedule([key], "deleted"), Effect.fail("no")))
+        )
         assert.strictEqual((yield* rowsOf([key])).length, 0)
         yield* sql.withTransaction(scheduler.schedule([key], "deleted"))
         assert.strictEqual((yield* rowsOf([key])).length, 1)
@@ -252,33 +254,39 @@ describeEachDialect(
       }))
 
     if (dialect !== "sqlite") {
-      it.effect("8 fibers on separate connections lease 5,000 due rows: each row exactly once", () =>
-        TestServices.provideLive(Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          const queue = yield* DeleteQueue
-          yield* sql`DELETE FROM sys_storage_pending_delete`
-          const now = yield* DateTime.now
-          const prefix = unique("race")
-          yield* queue.enqueue(Array.from({ length: 5000 }, (_, i) => job({ key: `${prefix}/${i}`, nextAttemptAt: now })))
+      it.effect(
+        "8 fibers on separate connections lease 5,000 due rows: each row exactly once",
+        () =>
+          TestServices.provideLive(Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const queue = yield* DeleteQueue
+            yield* sql`DELETE FROM sys_storage_pending_delete`
+            const now = yield* DateTime.now
+            const prefix = unique("race")
+            yield* queue.enqueue(
+              Array.from({ length: 5000 }, (_, i) => job({ key: `${prefix}/${i}`, nextAttemptAt: now }))
+            )
 
-          const worker = Effect.gen(function*() {
-            const seen: Array<string> = []
-            let batches = 0
-            while (true) {
-              const rows = yield* queue.lease(now, 25, "1 hour")
-              if (rows.length === 0) return { seen, batches }
-              batches++
-              for (const row of rows) seen.push(row.id)
-            }
-          })
-          const results = yield* Effect.all(Array.from({ length: 8 }, () => worker), { concurrency: "unbounded" })
-          const all = results.flatMap((r) => r.seen)
-          assert.strictEqual(all.length, 5000)
-          assert.strictEqual(new Set(all).size, 5000)
-          // every fiber got work: the leases really ran side by side
-          assert.isTrue(results.every((r) => r.batches > 0), JSON.stringify(results.map((r) => r.batches)))
-          assert.strictEqual((yield* queue.stats(now)).due, 0)
-        })), { timeout: 120_000 })
+            const worker = Effect.gen(function*() {
+              const seen: Array<string> = []
+              let batches = 0
+              while (true) {
+                const rows = yield* queue.lease(now, 25, "1 hour")
+                if (rows.length === 0) return { seen, batches }
+                batches++
+                for (const row of rows) seen.push(row.id)
+              }
+            })
+            const results = yield* Effect.all(Array.from({ length: 8 }, () => worker), { concurrency: "unbounded" })
+            const all = results.flatMap((r) => r.seen)
+            assert.strictEqual(all.length, 5000)
+            assert.strictEqual(new Set(all).size, 5000)
+            // every fiber got work: the leases really ran side by side
+            assert.isTrue(results.every((r) => r.batches > 0), JSON.stringify(results.map((r) => r.batches)))
+            assert.strictEqual((yield* queue.stats(now)).due, 0)
+          })),
+        { timeout: 120_000 }
+      )
     }
   }
 )

@@ -1,5 +1,5 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -107,7 +107,10 @@ describeEachDialect(
       Effect.gen(function*() {
         const registry = yield* FileRegistry
         const claim = yield* uploadedClaim()
-        yield* registry.markDeleted([{ key: claim.key, reason: "orphaned" }, { key: "unknown", reason: "deleted" }], at(1))
+        yield* registry.markDeleted(
+          [{ key: claim.key, reason: "orphaned" }, { key: "unknown", reason: "deleted" }],
+          at(1)
+        )
         yield* registry.markDeleted([{ key: claim.key, reason: "replaced" }], at(2))
         const record = Option.getOrThrow(yield* recordOf(claim.key))
         assert.strictEqual(record.status, "deleted")
@@ -147,10 +150,12 @@ describeEachDialect(
         while (true) {
           const page = (yield* registry.liveAfter(after, 2)).filter((r) => r.key.startsWith(prefix))
           if (page.length === 0) break
-          walked.push(...page.map((r) => r.key))
+          for (const r of page) walked.push(r.key)
           after = page[page.length - 1]!.key
         }
-        const byteOrder = keys.filter((k) => !k.endsWith("Z")).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+        const byteOrder = keys.filter((k) => !k.endsWith("Z")).sort((x, y) =>
+          Buffer.compare(Buffer.from(x), Buffer.from(y))
+        )
         assert.deepStrictEqual(walked, byteOrder)
 
         const totals = yield* registry.totals

@@ -1,12 +1,12 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { UploadPart } from "../../src/schema/Models.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { UploadPartStore } from "../../src/services/UploadPartStore.js"
-import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { describeEachDialect } from "../support/databases.js"
 import { at, makeClaim, t0, unique } from "../support/fixtures.js"
 
@@ -53,8 +53,9 @@ describeEachDialect(
         const parts = yield* UploadPartStore
         const exit = yield* Effect.exit(parts.upsert(part("no-such-claim", 1)))
         assert.isTrue(Exit.isFailure(exit))
-        if (Exit.isFailure(exit) && exit.cause._tag === "Fail") assert.strictEqual(exit.cause.error._tag, "ClaimNotFound")
-        else assert.fail(`expected ClaimNotFound, got ${String(exit)}`)
+        if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+          assert.strictEqual(exit.cause.error._tag, "ClaimNotFound")
+        } else assert.fail(`expected ClaimNotFound, got ${String(exit)}`)
       }))
 
     it.effect("deleteByClaim removes only that claim's parts", () =>

@@ -2,16 +2,16 @@
  * A fresh, empty database per suite on each dialect, dropped afterwards, so
  * suites running in parallel never see each other's rows.
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { layer } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import mysql from "mysql2/promise"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import mysql from "mysql2/promise"
 import pg from "pg"
 import { describe, inject, it as vitestIt } from "vitest"
 import * as Database from "../../src/layers/sql/Database.js"

@@ -2,7 +2,7 @@
  * A TCP proxy that a test can cut: while cut, every open connection is
  * destroyed and new ones are refused, as when a database server goes away.
  */
-import { createServer, type Server, type Socket, connect } from "node:net"
+import { connect, createServer, type Server, type Socket } from "node:net"
 
 export interface TcpProxy {
   readonly port: number

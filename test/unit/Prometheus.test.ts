@@ -11,7 +11,11 @@ describe("Prometheus rendering", () => {
       const id = randomBytes(3).toString("hex")
       const counter = Metric.counter(`test_${id}_total`, { description: "things done", incremental: true })
       const gauge = Metric.gauge(`test_${id}_depth`, { description: "how deep" })
-      const histogram = Metric.histogram(`test_${id}_seconds`, MetricBoundaries.linear({ start: 0, width: 1, count: 4 }), "how long")
+      const histogram = Metric.histogram(
+        `test_${id}_seconds`,
+        MetricBoundaries.linear({ start: 0, width: 1, count: 4 }),
+        "how long"
+      )
       yield* Metric.incrementBy(counter.pipe(Metric.tagged("kind", "a\"b")), 3)
       yield* Metric.incrementBy(counter.pipe(Metric.tagged("kind", "c")), 2)
       yield* Metric.set(gauge, 42)

@@ -21,7 +21,13 @@ describe("StorageConfig", () => {
       assert.strictEqual(settings.maxUploadSize, 1024 * 1024 * 1024)
       assert.strictEqual(Duration.toMillis(settings.claimTtl), 24 * 3600_000)
       assert.deepStrictEqual(
-        [settings.maxPendingClaims, settings.sweepBatchSize, settings.deleteBatchSize, settings.deleteConcurrency, settings.deleteMaxAttempts],
+        [
+          settings.maxPendingClaims,
+          settings.sweepBatchSize,
+          settings.deleteBatchSize,
+          settings.deleteConcurrency,
+          settings.deleteMaxAttempts
+        ],
         [100, 200, 100, 8, 12]
       )
       assert.isTrue(Option.isNone(settings.orphanRetention))

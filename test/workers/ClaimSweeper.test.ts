@@ -1,5 +1,5 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -19,8 +19,8 @@ import { FileRegistry } from "../../src/services/FileRegistry.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
 import { UploadPartStore } from "../../src/services/UploadPartStore.js"
 import { describeEachDialect } from "../support/databases.js"
-import * as Faults from "../support/faults.js"
 import { eventually } from "../support/eventually.js"
+import * as Faults from "../support/faults.js"
 import { makeClaim, t0, unique } from "../support/fixtures.js"
 
 const sweeperLayer = (database: Layer.Layer<SqlClient.SqlClient>, overrides: StorageOverrides = {}) =>
@@ -44,9 +44,12 @@ const fresh = Effect.gen(function*() {
 
 const minutesAgo = (n: number) => DateTime.subtract(t0, { minutes: n })
 
-const queueRows = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ object_key: string; upload_id: string; reason: string }>`
-    SELECT object_key, upload_id, reason FROM sys_storage_pending_delete ORDER BY object_key`)
+const queueRows = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<{ object_key: string; upload_id: string; reason: string }>`
+    SELECT object_key, upload_id, reason FROM sys_storage_pending_delete ORDER BY object_key`
+)
 
 const statusOf = (id: string) =>
   Effect.flatMap(ClaimStore, (claims) =>
@@ -66,7 +69,9 @@ const startedUpload = (fields: Parameters<typeof makeClaim>[0], options: { assem
     const session = yield* multipart.initMultipart({ key })
     const claim = makeClaim({ key, uploadId: session.uploadId, size: 3, ...fields })
     yield* claims.create(claim)
-    yield* parts.upsert(new UploadPart({ id: unique("p"), claimId: claim.id, partNumber: 1, etag: "e", size: 3, createdAt: t0 }))
+    yield* parts.upsert(
+      new UploadPart({ id: unique("p"), claimId: claim.id, partNumber: 1, etag: "e", size: 3, createdAt: t0 })
+    )
     if (options.assembled !== undefined) {
       yield* objects.putObject({ key, body: new Uint8Array(options.assembled) })
     }
@@ -92,7 +97,11 @@ describeEachDialect("ClaimSweeper", (database) => sweeperLayer(database), (it) =
       const claim = yield* startedUpload({ expiresAt: minutesAgo(10) })
       const report = yield* (yield* ClaimSweeper).runOnce
       assert.strictEqual(report.removed, 1)
-      assert.deepStrictEqual(yield* queueRows, [{ object_key: claim.key, upload_id: claim.uploadId, reason: "claim_expired" }])
+      assert.deepStrictEqual(yield* queueRows, [{
+        object_key: claim.key,
+        upload_id: claim.uploadId,
+        reason: "claim_expired"
+      }])
       // part rows went with the claim
       assert.strictEqual((yield* (yield* UploadPartStore).listByClaim(claim.id)).length, 0)
       yield* (yield* DeleteWorker).runOnce

@@ -1,5 +1,6 @@
-import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -9,10 +10,10 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as TestServices from "effect/TestServices"
+import { backoff, classify, DeleteWorker } from "../../src/layers/DeleteWorker.js"
 import * as MemoryObjectStorage from "../../src/layers/objects/MemoryObjectStorage.js"
 import * as SqlEventOutbox from "../../src/layers/sql/SqlEventOutbox.js"
 import * as SqlStores from "../../src/layers/sql/SqlStores.js"
-import { backoff, classify, DeleteWorker } from "../../src/layers/DeleteWorker.js"
 import { StorageConfig, type StorageOverrides } from "../../src/layers/StorageConfig.js"
 import { InvalidObjectKey, StorageBackendError, UploadSessionNotFound } from "../../src/schema/Errors.js"
 import { PendingDelete } from "../../src/schema/Models.js"
@@ -20,10 +21,9 @@ import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { DeleteQueue } from "../../src/services/DeleteQueue.js"
 import { FileRegistry } from "../../src/services/FileRegistry.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
-import * as Cause from "effect/Cause"
 import { describeEachDialect } from "../support/databases.js"
-import * as Faults from "../support/faults.js"
 import { eventually } from "../support/eventually.js"
+import * as Faults from "../support/faults.js"
 import { completeClaim, makeClaim, unique } from "../support/fixtures.js"
 
 const settings: StorageOverrides = { deleteBatchSize: 100, deleteMaxAttempts: 4, leaseWindow: "5 minutes" }
@@ -73,8 +73,10 @@ const exists = (key: string) =>
 
 const outboxTopics = Effect.map(SqlEventOutbox.take(100_000), (entries) => entries.map((e) => e.event))
 
-const clearQueue = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.zipRight(sql`DELETE FROM sys_storage_pending_delete`, sql`DELETE FROM sys_storage_event_outbox`))
+const clearQueue = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => Effect.zipRight(sql`DELETE FROM sys_storage_pending_delete`, sql`DELETE FROM sys_storage_event_outbox`)
+)
 
 describeEachDialect("DeleteWorker", (database) => workerLayer(database), (it) => {
   it.effect("a run deletes the objects of due rows, removes the rows and publishes FileDeleted", () =>
@@ -273,28 +275,32 @@ describeEachDialect(
   "DeleteWorker with a lease shorter than a delete",
   (database) => workerLayer(database, { leaseWindow: "1500 millis", deleteMaxAttempts: 4 }),
   (it) => {
-    it.effect("a second worker does not take rows a slow first worker still holds (the lease is renewed)", () =>
-      TestServices.provideLive(Effect.gen(function*() {
-        yield* clearQueue
-        const worker = yield* DeleteWorker
-        const faults = yield* Faults.Faults
-        const jobs = yield* queued(3)
-        for (const job of jobs) faults.slow.set(job.key, "4 seconds")
-        const first = yield* Effect.fork(worker.runOnce)
-        yield* Effect.sleep("300 millis")
-        // well past the 1.5 s window while the first is still deleting
-        const seen: Array<number> = []
-        for (let i = 0; i < 8; i++) {
-          yield* Effect.sleep("400 millis")
-          seen.push((yield* worker.runOnce).leased)
-        }
-        const report = yield* Fiber.join(first)
-        assert.deepStrictEqual(seen, [0, 0, 0, 0, 0, 0, 0, 0])
-        assert.strictEqual(report.deleted, 3)
-        for (const job of jobs) {
-          assert.strictEqual(faults.deletes.filter((d) => d.key === job.key).length, 1)
-        }
-      })), { timeout: 30_000 })
+    it.effect(
+      "a second worker does not take rows a slow first worker still holds (the lease is renewed)",
+      () =>
+        TestServices.provideLive(Effect.gen(function*() {
+          yield* clearQueue
+          const worker = yield* DeleteWorker
+          const faults = yield* Faults.Faults
+          const jobs = yield* queued(3)
+          for (const job of jobs) faults.slow.set(job.key, "4 seconds")
+          const first = yield* Effect.fork(worker.runOnce)
+          yield* Effect.sleep("300 millis")
+          // well past the 1.5 s window while the first is still deleting
+          const seen: Array<number> = []
+          for (let i = 0; i < 8; i++) {
+            yield* Effect.sleep("400 millis")
+            seen.push((yield* worker.runOnce).leased)
+          }
+          const report = yield* Fiber.join(first)
+          assert.deepStrictEqual(seen, [0, 0, 0, 0, 0, 0, 0, 0])
+          assert.strictEqual(report.deleted, 3)
+          for (const job of jobs) {
+            assert.strictEqual(faults.deletes.filter((d) => d.key === job.key).length, 1)
+          }
+        })),
+      { timeout: 30_000 }
+    )
   },
   ["sqlite", "pg"]
 )
@@ -335,7 +341,10 @@ describeEachDialect("backoff and classification", (database) => workerLayer(data
     Effect.gen(function*() {
       const settings = { backoffBase: Duration.seconds(30), backoffCap: Duration.hours(1) }
       for (let i = 0; i < 20; i++) {
-        const delays = yield* Effect.forEach([1, 2, 3, 8, 12], (n) => Effect.map(backoff(settings, n), Duration.toMillis))
+        const delays = yield* Effect.forEach(
+          [1, 2, 3, 8, 12],
+          (n) => Effect.map(backoff(settings, n), Duration.toMillis)
+        )
         assert.isTrue(delays[0]! >= 24_000 && delays[0]! <= 36_000)
         assert.isTrue(delays[1]! >= 48_000 && delays[1]! <= 72_000)
         assert.isTrue(delays[2]! >= 96_000 && delays[2]! <= 144_000)
@@ -356,4 +365,3 @@ describeEachDialect("backoff and classification", (database) => workerLayer(data
       assert.strictEqual(classify(Cause.die(new Error("boom"))), "transient")
     }))
 }, ["sqlite"])
-

@@ -49,7 +49,17 @@ const drainTest = (dialect: Dialect) =>
       const key = `priv/${String(i % 100).padStart(2, "0")}/${i}.bin`
       mkdirSync(join(root, "priv", String(i % 100).padStart(2, "0")), { recursive: true })
       writeFileSync(join(root, key), "x")
-      jobs.push(new PendingDelete({ id: `job-${i}`, key, uploadId: "", reason: "deleted", attempts: 0, nextAttemptAt: now, createdAt: now }))
+      jobs.push(
+        new PendingDelete({
+          id: `job-${i}`,
+          key,
+          uploadId: "",
+          reason: "deleted",
+          attempts: 0,
+          nextAttemptAt: now,
+          createdAt: now
+        })
+      )
     }
     yield* Effect.gen(function*() {
       const queue = yield* DeleteQueue

@@ -79,10 +79,12 @@ const outageTest = (dialect: Dialect) =>
       }).pipe(Effect.provide(directContext))
     const remaining = (prefix: string) =>
       Effect.map(
-        Effect.flatMap(SqlClient.SqlClient, (sql) =>
-          sql`SELECT COUNT(*) AS n FROM sys_storage_pending_delete WHERE object_key LIKE ${prefix + "/%"}`).pipe(
-            Effect.provide(directContext)
-          ),
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql`SELECT COUNT(*) AS n FROM sys_storage_pending_delete WHERE object_key LIKE ${prefix + "/%"}`
+        ).pipe(
+          Effect.provide(directContext)
+        ),
         (rows) => Number((rows[0] as { n: unknown }).n)
       )
     const waitUntilDrained = (prefix: string, seconds: number) =>
@@ -124,7 +126,10 @@ for (const dialect of ["pg", "mysql"] as const) {
     continue
   }
   describe(title, () => {
-    it("fails its runs while the database is away and drains what came meanwhile once it is back", () =>
-      Effect.runPromise(outageTest(dialect)), 90_000)
+    it(
+      "fails its runs while the database is away and drains what came meanwhile once it is back",
+      () => Effect.runPromise(outageTest(dialect)),
+      90_000
+    )
   })
 }

@@ -182,9 +182,10 @@ export type Annotatable = Schema.Annotable.All & { readonly Type: FileRefValue }
  * @since 0.1.0
  * @category annotations
  */
-export const annotate = (kind: FileRefKind, attributes: FileRefAttributes = {}) =>
-<S extends Annotatable>(self: S): Schema.Annotable.Self<S> =>
-  self.annotations({ [FileRefAnnotationId]: { kind, attributes: { ...attributes } } satisfies FileRefAnnotation })
+export const annotate =
+  (kind: FileRefKind, attributes: FileRefAttributes = {}) =>
+  <S extends Annotatable>(self: S): Schema.Annotable.Self<S> =>
+    self.annotations({ [FileRefAnnotationId]: { kind, attributes: { ...attributes } } satisfies FileRefAnnotation })
 
 /**
  * Marks a schema as holding uploaded files: a key, or an array or record
@@ -275,8 +276,8 @@ export const Markdown = Schema.String.pipe(markdown())
  * @since 0.1.0
  * @category annotations
  */
-export const getFileRefAnnotation: (annotated: SchemaAST.Annotated) => Option.Option<FileRefAnnotation> =
-  SchemaAST.getAnnotation<FileRefAnnotation>(FileRefAnnotationId)
+export const getFileRefAnnotation: (annotated: SchemaAST.Annotated) => Option.Option<FileRefAnnotation> = SchemaAST
+  .getAnnotation<FileRefAnnotation>(FileRefAnnotationId)
 
 /**
  * The file references of a schema, compiled once: walking a value then

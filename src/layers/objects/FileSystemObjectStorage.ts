@@ -30,18 +30,16 @@
  * @since 0.1.0
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as DateTime from "effect/DateTime"
 import * as Stream from "effect/Stream"
 import { createHash, randomUUID } from "node:crypto"
 import type { Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { dirname, join, resolve, sep } from "node:path"
-import { bodyStream, compareKeys, multipartETag, resolveRange, unquoteETag } from "../../internal/objectStorage.js"
-import { uuidv7 } from "../../internal/uuidv7.js"
 import {
   appendToFile,
   closeQuietly,
@@ -54,6 +52,8 @@ import {
   removeQuietly,
   writeNewFile
 } from "../../internal/files.js"
+import { bodyStream, compareKeys, multipartETag, resolveRange, unquoteETag } from "../../internal/objectStorage.js"
+import { uuidv7 } from "../../internal/uuidv7.js"
 import {
   InvalidObjectKey,
   isStorageBackendError,
@@ -126,7 +126,8 @@ export const make = (
  */
 export const layer = (
   options: FileSystemObjectStorageOptions
-): Layer.Layer<ObjectStorage.ObjectStorage, StorageBackendError> => Layer.effect(ObjectStorage.ObjectStorage, make(options))
+): Layer.Layer<ObjectStorage.ObjectStorage, StorageBackendError> =>
+  Layer.effect(ObjectStorage.ObjectStorage, make(options))
 
 /**
  * How long a temporary file may go unwritten before it counts as left by a
@@ -219,7 +220,6 @@ const Manifest = Schema.Struct({
 })
 type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
-
 
 const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
   const withKeyLock = makeStripedLocks(64)
@@ -386,11 +386,16 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
 
   /** A folder's objects in key order, reading each sub-folder only when the walk reaches it. */
   const walk = (folder: string, folderKey: string, prefix: string): Stream.Stream<ObjectSummary, StorageBackendError> =>
-    Stream.unwrap(Effect.map(readListingEntries(folder, folderKey, prefix, folder === paths.root), (entries) =>
-      Stream.flatMap(Stream.fromIterable(entries), (entry) =>
-        entry.isFolder
-          ? walk(join(folder, entry.name), `${entry.key}/`, prefix)
-          : Stream.filterMap(Stream.fromEffect(summaryOf(entry.key)), (summary) => summary))))
+    Stream.unwrap(
+      Effect.map(
+        readListingEntries(folder, folderKey, prefix, folder === paths.root),
+        (entries) =>
+          Stream.flatMap(Stream.fromIterable(entries), (entry) =>
+            entry.isFolder
+              ? walk(join(folder, entry.name), `${entry.key}/`, prefix)
+              : Stream.filterMap(Stream.fromEffect(summaryOf(entry.key)), (summary) => summary))
+      )
+    )
 
   const listObjects = (prefix = ""): Stream.Stream<ObjectSummary, StorageBackendError> =>
     Stream.suspend(() => walk(paths.root, "", prefix))

@@ -249,8 +249,10 @@ const makeDriver = (partSize: number): ObjectStorageDriver => {
 const collectBody = <E>(body: DriverBody<E>): Effect.Effect<Uint8Array, E | StorageBackendError> =>
   body instanceof Uint8Array
     ? Effect.sync(() => Uint8Array.from(body))
-    : Effect.map(Stream.runCollect(body), (chunks) =>
-      chunks.length === 1 ? Uint8Array.from(Chunk.unsafeHead(chunks)) : concatChunks(chunks))
+    : Effect.map(
+      Stream.runCollect(body),
+      (chunks) => chunks.length === 1 ? Uint8Array.from(Chunk.unsafeHead(chunks)) : concatChunks(chunks)
+    )
 
 /** A stream of copies of `bytes[start, end)`, in read-sized chunks, copied only as they are pulled. */
 const chunked = (bytes: Uint8Array, start: number, end: number): Stream.Stream<Uint8Array> =>

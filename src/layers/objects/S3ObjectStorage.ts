@@ -22,7 +22,7 @@
  */
 import type * as S3 from "@aws-sdk/client-s3"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import * as Cause from "effect/Cause"
+import type * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -319,7 +319,6 @@ interface BackendConfig {
   readonly spoolDirectory: string
 }
 
-
 const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendConfig) => {
   /**
    * One SDK call: interruption aborts the request; `refine` turns the S3
@@ -350,10 +349,12 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
 
   const ensureBucket = Effect.gen(function*() {
     if (yield* bucketExists("createBucket")) return
-    yield* call("createBucket", (abortSignal) =>
-      client.send(new sdk.CreateBucketCommand({ Bucket: bucket }), { abortSignal })).pipe(
-        Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void)
-      )
+    yield* call(
+      "createBucket",
+      (abortSignal) => client.send(new sdk.CreateBucketCommand({ Bucket: bucket }), { abortSignal })
+    ).pipe(
+      Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void)
+    )
   })
 
   /**
@@ -361,11 +362,17 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
    * only on that 404 is the bucket asked about, to tell them apart.
    */
   const headObject = (operation: string, key: string) =>
-    call(operation, (abortSignal) => client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+    call(
+      operation,
+      (abortSignal) => client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })
+    )
       .pipe(
-        Effect.catchIf(causedByStatus(404), () =>
-          Effect.flatMap(bucketExists(operation), (exists) =>
-            Effect.fail(exists ? new ObjectNotFound({ key }) : bucketMissing(operation)))),
+        Effect.catchIf(
+          causedByStatus(404),
+          () =>
+            Effect.flatMap(bucketExists(operation), (exists) =>
+              Effect.fail(exists ? new ObjectNotFound({ key }) : bucketMissing(operation)))
+        ),
         Effect.map((out): ObjectInfo => ({
           key,
           size: out.ContentLength ?? 0,
@@ -468,8 +475,7 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
     })
 
   /** An empty read: the range starts at or past the end (S3 answers 416 to that). */
-  const emptyRead = (key: string) =>
-    Effect.map(headObject("getObject", key), (info) => ({ info, body: Stream.empty }))
+  const emptyRead = (key: string) => Effect.map(headObject("getObject", key), (info) => ({ info, body: Stream.empty }))
 
   const getObject = Effect.fnUntraced(function*(input: GetObjectInput) {
     const range = input.range === undefined ? undefined : `bytes=${input.range.start}-${input.range.end ?? ""}`
@@ -505,11 +511,13 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
   const statObject = (key: string) => headObject("statObject", key)
 
   const deleteObject = (key: string) =>
-    call("deleteObject", (abortSignal) =>
-      client.send(new sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })).pipe(
-        // S3 answers 204 for a missing key; some servers answer NoSuchKey.
-        Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void)
-      )
+    call(
+      "deleteObject",
+      (abortSignal) => client.send(new sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal })
+    ).pipe(
+      // S3 answers 204 for a missing key; some servers answer NoSuchKey.
+      Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void)
+    )
 
   /** One `DeleteObjects` request; answers the keys S3 could not delete, with why. */
   const deleteBatch = (keys: ReadonlyArray<string>) =>
@@ -621,8 +629,7 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
     Stream.paginateChunkEffect(
       undefined as { readonly keyMarker: string; readonly uploadIdMarker: string } | undefined,
       (marker) =>
-        Effect.map(listUploadsPage(prefix, marker), (page) =>
-          [Chunk.fromIterable(page.uploads), page.next] as const)
+        Effect.map(listUploadsPage(prefix, marker), (page) => [Chunk.fromIterable(page.uploads), page.next] as const)
     )
 
   /**
@@ -765,13 +772,16 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
   }
 
   const abortMultipart = (input: MultipartSession) =>
-    call("abortMultipart", (abortSignal) =>
-      client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
-        abortSignal
-      })).pipe(
-        // Unknown or closed: nothing to abort (Ceph and Swift sometimes say NoSuchKey).
-        Effect.catchIf(causedBy("NoSuchUpload", "NoSuchKey"), () => Effect.void)
-      )
+    call(
+      "abortMultipart",
+      (abortSignal) =>
+        client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
+          abortSignal
+        })
+    ).pipe(
+      // Unknown or closed: nothing to abort (Ceph and Swift sometimes say NoSuchKey).
+      Effect.catchIf(causedBy("NoSuchUpload", "NoSuchKey"), () => Effect.void)
+    )
 
   const driver: ObjectStorageDriver = {
     name: "s3",
@@ -798,8 +808,7 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
 }
 
 /** `bucket/key` for `x-amz-copy-source`: URL-encoded, with the key's slashes kept. */
-const copySource = (bucket: string, key: string) =>
-  `${bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`
+const copySource = (bucket: string, key: string) => `${bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`
 
 /** The object's size from a `Content-Range: bytes a-b/size` header. */
 const totalSize = (contentRange: string | undefined): number | undefined => {
@@ -808,4 +817,3 @@ const totalSize = (contentRange: string | undefined): number | undefined => {
 }
 
 const toUtc = (date: Date | undefined): DateTime.Utc => DateTime.unsafeMake(date ?? new Date(0))
-

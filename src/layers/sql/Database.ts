@@ -12,8 +12,8 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
-import * as Context from "effect/Context"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -54,7 +54,9 @@ export const parseUrl = (url: string): Effect.Effect<DatabaseTarget, InvalidData
     if (trimmed.startsWith("sqlite:")) {
       const filename = trimmed.slice("sqlite:".length).replace(/^\/\//, "")
       return filename === ""
-        ? Effect.fail(new InvalidDatabaseUrl({ message: "sqlite: URL needs a file path, e.g. sqlite:./data/storage.db" }))
+        ? Effect.fail(
+          new InvalidDatabaseUrl({ message: "sqlite: URL needs a file path, e.g. sqlite:./data/storage.db" })
+        )
         : Effect.succeed({ _tag: "sqlite", filename } as const)
     }
     if (/^postgres(ql)?:\/\//.test(trimmed)) {

@@ -39,9 +39,10 @@ export const make = (sql: SqlClient.SqlClient): Dialect =>
     pg: () => ({
       name: "pg" as const,
       time: DateTime.toDateUtc,
-      readTime: readTime,
+      readTime,
       bool: (b: boolean) => b,
-      affectedRows: (statement) => Effect.map(statement.raw, (r) => Number((r as { rowCount?: unknown }).rowCount ?? 0)),
+      affectedRows: (statement) =>
+        Effect.map(statement.raw, (r) => Number((r as { rowCount?: unknown }).rowCount ?? 0)),
       isUniqueViolation: (error) => codeOf(error) === "23505",
       isForeignKeyViolation: (error) => codeOf(error) === "23503",
       isRetryable: (error) => codeOf(error) === "40P01" || codeOf(error) === "40001"
@@ -49,7 +50,7 @@ export const make = (sql: SqlClient.SqlClient): Dialect =>
     mysql: () => ({
       name: "mysql" as const,
       time: DateTime.toDateUtc,
-      readTime: readTime,
+      readTime,
       bool: (b: boolean) => (b ? 1 : 0),
       affectedRows: (statement) =>
         Effect.map(statement.raw, (r) => {
@@ -65,7 +66,7 @@ export const make = (sql: SqlClient.SqlClient): Dialect =>
       name: "sqlite" as const,
       // ISO 8601 with milliseconds and Z: fixed width, so text order is time order.
       time: (dt: DateTime.Utc) => DateTime.formatIso(dt),
-      readTime: readTime,
+      readTime,
       bool: (b: boolean) => (b ? 1 : 0),
       affectedRows: (statement) => Effect.map(statement.raw, (r) => Number((r as { changes?: unknown }).changes ?? 0)),
       isUniqueViolation: (error) => {
@@ -85,17 +86,21 @@ export const make = (sql: SqlClient.SqlClient): Dialect =>
  *
  * @internal
  */
-export const withRetriedTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
-  Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
-    Option.isSome(outer)
-      ? withTransaction(sql)(effect)
-      : withTransaction(sql)(effect).pipe(
-        Effect.retry({
-          while: (error) => isSqlError(error) && dialect.isRetryable(error),
-          schedule: Schedule.exponential("5 millis", 2).pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(20)))
-        })
-      ))
+export const withRetriedTransaction =
+  (sql: SqlClient.SqlClient, dialect: Dialect) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+    Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
+      Option.isSome(outer)
+        ? withTransaction(sql)(effect)
+        : withTransaction(sql)(effect).pipe(
+          Effect.retry({
+            while: (error) => isSqlError(error) && dialect.isRetryable(error),
+            schedule: Schedule.exponential("5 millis", 2).pipe(
+              Schedule.jittered,
+              Schedule.intersect(Schedule.recurs(20))
+            )
+          })
+        ))
 
 /** Reads a COUNT/SUM column: PostgreSQL answers int8 and numeric as strings. @internal */
 export const readNumber = (value: unknown): number => (value == null ? 0 : Number(value))

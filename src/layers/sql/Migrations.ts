@@ -63,7 +63,10 @@ export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlCli
       Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") })
     )
     yield* tablesExist.pipe(
-      Effect.filterOrFail((ok) => ok, () => new Migrator.MigrationError({ reason: "failed", message: "tables missing" })),
+      Effect.filterOrFail(
+        (ok) => ok,
+        () => new Migrator.MigrationError({ reason: "failed", message: "tables missing" })
+      ),
       Effect.retry({ times: 50, schedule: Schedule.spaced("200 millis") })
     )
   }
@@ -294,7 +297,8 @@ const pgStatements = [
 const mysqlCollation = (sql: SqlClient.SqlClient) =>
   Effect.gen(function*() {
     for (const candidate of ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"]) {
-      const rows = yield* sql`SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ${candidate}`
+      const rows =
+        yield* sql`SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ${candidate}`
       if (rows.length > 0) return candidate
     }
     return "utf8mb4_bin"

@@ -5,7 +5,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as DateTime from "effect/DateTime"
+import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { withTransaction } from "../../internal/transaction.js"
@@ -42,8 +42,7 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       partCount: Dialect.readNumber(row.part_count),
       expiresAt: dialect.readTime(row.expires_at)
     })
-  const select = (rows: Effect.Effect<ReadonlyArray<ClaimRow>, SqlError>) =>
-    Effect.map(rows, (rs) => rs.map(fromRow))
+  const select = (rows: Effect.Effect<ReadonlyArray<ClaimRow>, SqlError>) => Effect.map(rows, (rs) => rs.map(fromRow))
 
   // Upserting the owner's lock row takes an exclusive row lock on every
   // dialect, which serializes count-then-insert per owner until commit.
@@ -64,7 +63,9 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
     )`.pipe(
       Effect.asVoid,
       Effect.catchIf(dialect.isUniqueViolation, () =>
-        Effect.fail(new ClaimAlreadyExists({ message: `an upload claim with id ${claim.id} or key ${claim.key} exists` })))
+        Effect.fail(
+          new ClaimAlreadyExists({ message: `an upload claim with id ${claim.id} or key ${claim.key} exists` })
+        ))
     )
 
   const countPendingByOwner = (owner: string) =>
@@ -122,7 +123,8 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
       Effect.map(
         Effect.forEach(
           Dialect.chunks(Array.from(new Set(keys)), 500),
-          (chunk) => select(sql<ClaimRow>`SELECT ${columns} FROM sys_storage_upload_claim WHERE ${sql.in("object_key", chunk)}`)
+          (chunk) =>
+            select(sql<ClaimRow>`SELECT ${columns} FROM sys_storage_upload_claim WHERE ${sql.in("object_key", chunk)}`)
         ),
         (pages) => pages.flat()
       )
@@ -150,7 +152,8 @@ export const make: Effect.Effect<ClaimStore["Type"], never, SqlClient.SqlClient>
         }
         if (matched !== unique.length) {
           return yield* new ClaimNotFound({
-            message: `matched ${matched} of ${unique.length} uploads: each must be an upload of yours that was completed`
+            message:
+              `matched ${matched} of ${unique.length} uploads: each must be an upload of yours that was completed`
           })
         }
       }))

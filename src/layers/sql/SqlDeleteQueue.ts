@@ -127,8 +127,7 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
         RETURNING ${columns}`
   })
 
-  const idFilter = (ids: ReadonlyArray<string> | undefined) =>
-    ids === undefined ? sql`1 = 1` : sql.in("id", ids)
+  const idFilter = (ids: ReadonlyArray<string> | undefined) => ids === undefined ? sql`1 = 1` : sql.in("id", ids)
 
   const byIdChunks = <A>(
     ids: ReadonlyArray<string> | undefined,
@@ -194,14 +193,20 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
     ),
 
     release: Effect.fn("DeleteQueue.release")((leaseToken: string, ids: ReadonlyArray<string>, now: DateTime.Utc) =>
-      Effect.asVoid(byIdChunks(ids, (filter) =>
-        sql`UPDATE sys_storage_pending_delete SET next_attempt_at = ${dialect.time(now)}, lease_token = NULL
-          WHERE lease_token = ${leaseToken} AND dead_at IS NULL AND ${filter}`))
+      Effect.asVoid(
+        byIdChunks(
+          ids,
+          (filter) =>
+            sql`UPDATE sys_storage_pending_delete SET next_attempt_at = ${dialect.time(now)}, lease_token = NULL
+          WHERE lease_token = ${leaseToken} AND dead_at IS NULL AND ${filter}`
+        )
+      )
     ),
 
     done: Effect.fn("DeleteQueue.done")((ids: Iterable<string>) =>
-      Effect.asVoid(byIdChunks(Array.from(new Set(ids)), (filter) =>
-        sql`DELETE FROM sys_storage_pending_delete WHERE ${filter}`))
+      Effect.asVoid(
+        byIdChunks(Array.from(new Set(ids)), (filter) => sql`DELETE FROM sys_storage_pending_delete WHERE ${filter}`)
+      )
     ),
 
     defer: Effect.fn("DeleteQueue.defer")((id: string, nextAt: DateTime.Utc, lastError?: string) =>
@@ -250,7 +255,8 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
       Effect.map(
         Effect.forEach(
           Dialect.chunks(Array.from(new Set(keys)), 500),
-          (chunk) => sql<QueueRow>`SELECT ${columns} FROM sys_storage_pending_delete WHERE ${sql.in("object_key", chunk)}`
+          (chunk) =>
+            sql<QueueRow>`SELECT ${columns} FROM sys_storage_pending_delete WHERE ${sql.in("object_key", chunk)}`
         ),
         (pages) => pages.flat().map(fromRow)
       )

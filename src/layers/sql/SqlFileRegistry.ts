@@ -50,7 +50,9 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
       sql`INSERT INTO sys_storage_file
         (id, object_key, created_by, original_filename, content_type, size, public, status, started_at, uploaded_at)
         VALUES (${claim.id}, ${claim.key}, ${claim.createdBy}, ${claim.originalFilename}, ${claim.contentType},
-          ${claim.size}, ${dialect.bool(claim.public)}, 'uploaded', ${dialect.time(claim.createdAt)}, ${dialect.time(at)})
+          ${claim.size}, ${dialect.bool(claim.public)}, 'uploaded', ${dialect.time(claim.createdAt)}, ${
+        dialect.time(at)
+      })
         ${keepFirst}`.pipe(Effect.asVoid)
     ),
 
@@ -114,7 +116,9 @@ export const make: Effect.Effect<FileRegistry["Type"], never, SqlClient.SqlClien
     ),
 
     totals: Effect.map(
-      sql<{ status: FileStatus; n: unknown; bytes: unknown }>`SELECT status, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes
+      sql<
+        { status: FileStatus; n: unknown; bytes: unknown }
+      >`SELECT status, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes
         FROM sys_storage_file GROUP BY status`,
       (rows) => {
         const of = (status: FileStatus) => {

@@ -38,8 +38,10 @@ export const make: Effect.Effect<UploadPartStore["Type"], never, SqlClient.SqlCl
       })
         ${onConflict}`.pipe(
         Effect.asVoid,
-        Effect.catchIf(dialect.isForeignKeyViolation, () =>
-          Effect.fail(new ClaimNotFound({ message: "the upload was aborted or removed" })))
+        Effect.catchIf(
+          dialect.isForeignKeyViolation,
+          () => Effect.fail(new ClaimNotFound({ message: "the upload was aborted or removed" }))
+        )
       )
     ),
 

@@ -1,24 +1,31 @@
 // The same app as app.ts in plain JavaScript, run with node from the
 // installed tarball; then the drivers this app did not install (PostgreSQL,
 // MySQL, the S3 SDK) must fail with an error naming the package.
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import { createServer } from "node:http"
 import {
   Database,
-  FileSystemObjectStorage,
   Files,
+  FileSystemObjectStorage,
   S3ObjectStorage,
   Storage,
   StorageConfig,
   Uploads
 } from "effect-storage"
-import { Authentication, FileAcl, RequestBody, StorageApiGroup, StorageHandlers, TokenResolver } from "effect-storage/http"
+import {
+  Authentication,
+  FileAcl,
+  RequestBody,
+  StorageApiGroup,
+  StorageHandlers,
+  TokenResolver
+} from "effect-storage/http"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { createServer } from "node:http"
 
 class AppApi extends HttpApi.make("app").add(StorageApiGroup) {}
 

@@ -6,16 +6,23 @@
  * Type-checked with `tsc` (NodeNext, strict); `app.mjs` runs the same in
  * plain JavaScript.
  */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { Database, Files, FileSystemObjectStorage, Storage, StorageConfig, Uploads } from "effect-storage"
+import {
+  Authentication,
+  FileAcl,
+  RequestBody,
+  StorageApiGroup,
+  StorageHandlers,
+  TokenResolver
+} from "effect-storage/http"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
-import { Database, FileSystemObjectStorage, Files, Storage, StorageConfig, Uploads } from "effect-storage"
-import { Authentication, FileAcl, RequestBody, StorageApiGroup, StorageHandlers, TokenResolver } from "effect-storage/http"
 
 class AppApi extends HttpApi.make("app").add(StorageApiGroup) {}
 

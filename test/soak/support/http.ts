@@ -117,7 +117,9 @@ export const requestRaw = (
 ): Promise<Outcome> =>
   new Promise((resolve) => {
     const url = new URL(base)
-    const headers: Record<string, string> = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }
+    const headers: Record<string, string> = options.token === undefined
+      ? {}
+      : { authorization: `Bearer ${options.token}` }
     const req = http.request({ host: url.hostname, port: url.port, path, method, headers }, (res) => {
       const chunks: Array<Buffer> = []
       res.on("data", (c: Buffer) => chunks.push(c))

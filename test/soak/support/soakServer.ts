@@ -143,8 +143,7 @@ export class SoakServer {
     if (process.env.SOAK_KEEP === "1") {
       writeFileSync(join(this.dir, "server.log"), this.output)
       console.log(`[soak] kept ${this.dir} (log in server.log)`)
-    }
-    else rmSync(this.dir, { recursive: true, force: true })
+    } else rmSync(this.dir, { recursive: true, force: true })
   }
 }
 

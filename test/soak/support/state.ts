@@ -10,9 +10,9 @@
  * - no delete is dead-lettered.
  */
 import {
+  AbortMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectsCommand,
-  AbortMultipartUploadCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client
@@ -20,7 +20,7 @@ import {
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { existsSync, readdirSync, type Dirent } from "node:fs"
+import { type Dirent, existsSync, readdirSync } from "node:fs"
 import { join, relative } from "node:path"
 import * as Database from "../../../src/layers/sql/Database.js"
 import { createDatabase } from "../../support/databases.js"
@@ -101,7 +101,9 @@ export const filesystemBackend = (root: string): Backend => ({
 })
 
 /** The objects of an S3 bucket, read straight from the server (no proxy). */
-export const s3Backend = (target: S3Target): Backend & { readonly client: S3Client; readonly destroy: () => Promise<void> } => {
+export const s3Backend = (
+  target: S3Target
+): Backend & { readonly client: S3Client; readonly destroy: () => Promise<void> } => {
   const client = s3Client(target)
   const objects = async () => {
     const found = new Set<string>()
@@ -140,7 +142,9 @@ export const s3Backend = (target: S3Target): Backend & { readonly client: S3Clie
     destroy: async () => {
       try {
         for (const s of await listSessions()) {
-          await client.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: s.key, UploadId: s.uploadId }))
+          await client.send(
+            new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: s.key, UploadId: s.uploadId })
+          )
         }
         const keys = [...await objects()]
         for (let i = 0; i < keys.length; i += 500) {
@@ -306,7 +310,11 @@ export const checkInvariants = (s: Snapshot): Array<string> => {
   for (const [key, docs] of s.docRefs) {
     if (!s.objects.has(key)) problems.push(`lost object ${key}: referenced by document(s) ${docs.join(", ")}`)
     if (s.queue.has(key)) {
-      problems.push(`object ${key} of document(s) ${docs.join(", ")} is queued for deletion (${s.queue.get(key)!.map((q) => q.reason).join(", ")})`)
+      problems.push(
+        `object ${key} of document(s) ${docs.join(", ")} is queued for deletion (${
+          s.queue.get(key)!.map((q) => q.reason).join(", ")
+        })`
+      )
     }
     if (s.claims.has(key)) problems.push(`object ${key} is both adopted and still claimable`)
   }

@@ -117,7 +117,9 @@ export class Workload {
       })
       const route = routeOf(method, path)
       this.tally.add(route, outcome)
-      if (outcome.kind === "timeout") this.findings.push(`${route}: no answer within ${this.options.timeoutMs ?? 20_000} ms`)
+      if (outcome.kind === "timeout") {
+        this.findings.push(`${route}: no answer within ${this.options.timeoutMs ?? 20_000} ms`)
+      }
       if (outcome.kind === "network" && this.options.networkIsFinding === true) {
         this.findings.push(`${route}: ${outcome.error}`)
       }
@@ -149,7 +151,7 @@ export class Workload {
   }
 
   private async upload(user: User, rng: Rng): Promise<void> {
-    const { partSize, smallMax, multipartShare } = this.options
+    const { multipartShare, partSize, smallMax } = this.options
     const size = rng.chance(multipartShare) ? partSize + rng.int(1, Math.min(partSize, 200_000)) : rng.int(1, smallMax)
     const data = rng.bytes(size)
     const opened = await this.send("POST", "/storage/uploads", user, { json: { filename: `f${size}.bin`, size } })
@@ -181,7 +183,9 @@ export class Workload {
     for (let attempt = 0; attempt < 4; attempt++) {
       const done = await this.send("POST", `/storage/uploads/${ticket.claimId}/complete`, user)
       if (done.kind === "response" && done.status === 200) {
-        if (done.json?.size !== size) this.findings.push(`complete of ${record.key} answered size ${done.json?.size}, not ${size}`)
+        if (done.json?.size !== size) {
+          this.findings.push(`complete of ${record.key} answered size ${done.json?.size}, not ${size}`)
+        }
         record.completed = "yes"
         break
       }
@@ -296,7 +300,9 @@ export class Workload {
       if (u.completed !== "yes") continue
       const claim = s.claims.get(u.key)
       if (!u.attachAttempted) {
-        if (claim?.status !== "uploaded") problems.push(`completed upload ${u.key} is no longer claimable (claim: ${claim?.status ?? "none"})`)
+        if (claim?.status !== "uploaded") {
+          problems.push(`completed upload ${u.key} is no longer claimable (claim: ${claim?.status ?? "none"})`)
+        }
         if (!s.objects.has(u.key)) problems.push(`completed upload ${u.key} lost its object`)
         continue
       }
@@ -315,7 +321,9 @@ export class Workload {
         continue
       }
       if (JSON.stringify(row.files) !== JSON.stringify(d.files)) {
-        problems.push(`document ${d.id} has files ${JSON.stringify(row.files)}, acknowledged ${JSON.stringify(d.files)}`)
+        problems.push(
+          `document ${d.id} has files ${JSON.stringify(row.files)}, acknowledged ${JSON.stringify(d.files)}`
+        )
       }
       for (const key of d.files) if (!s.objects.has(key)) problems.push(`file ${key} of document ${d.id} is gone`)
     }
