@@ -11,6 +11,9 @@
  * with an fsync at the end, which is what the backend guarantees, and
  * fs.copyFile). Sides interleave run by run; throughput is size over time,
  * the ratio is the storage API's over the other side's, per run.
+ *
+ * `--baseline=REV` adds the example server as of git revision REV (both
+ * backends), run the same way, for before/after figures in one run.
  */
 import { randomBytes } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
@@ -31,6 +34,7 @@ import {
   withRetries
 } from "./lib/common.js"
 import { createDatabase, pgVersion, waitForServers } from "./lib/db.js"
+import { exportRevision } from "./lib/library.js"
 import {
   apiUpload,
   createBucket,
@@ -58,6 +62,8 @@ const concurrency = Number(flags.options.get("concurrency") ?? 4)
 const only = flags.options.get("sides")?.split(",")
 /** `--profile=DIR`: CPU profiles of the example servers (node --cpu-prof). */
 const profileDir = flags.options.get("profile")
+/** `--baseline=REV`: also the example server as of git revision REV. */
+const baselineRev = flags.options.get("baseline")
 
 interface Side {
   readonly id: string
@@ -77,7 +83,7 @@ const main = async () => {
   await mkdir(copyDir, { recursive: true })
   const execArgv = (name: string) =>
     profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`]
-  const s3Server = await startExampleServer({
+  const s3Env = {
     DATABASE_URL: db.url,
     STORAGE_BACKEND: "s3",
     S3_ENDPOINT: s3.endpoint,
@@ -87,13 +93,23 @@ const main = async () => {
     S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
     S3_FORCE_PATH_STYLE: "true",
     S3_CREATE_BUCKET: "true"
-  }, { execArgv: execArgv("api-s3") })
+  }
+  const s3Server = await startExampleServer(s3Env, { execArgv: execArgv("api-s3") })
   const fsDb = await createDatabase("pg", "upload_fs")
-  const fsServer = await startExampleServer({
-    DATABASE_URL: fsDb.url,
-    STORAGE_BACKEND: "filesystem",
-    STORAGE_ROOT: fsRoot
-  }, { execArgv: execArgv("api-fs") })
+  const fsEnv = { DATABASE_URL: fsDb.url, STORAGE_BACKEND: "filesystem", STORAGE_ROOT: fsRoot }
+  const fsServer = await startExampleServer(fsEnv, { execArgv: execArgv("api-fs") })
+  const baselineServer = baselineRev === undefined
+    ? undefined
+    : join(exportRevision(baselineRev), "..", "examples", "server.ts")
+  const baselineDb = baselineServer === undefined ? undefined : await createDatabase("pg", "upload_base")
+  const baselineFsDb = baselineServer === undefined ? undefined : await createDatabase("pg", "upload_base_fs")
+  const baselineS3 = baselineServer === undefined
+    ? undefined
+    : await startExampleServer({ ...s3Env, DATABASE_URL: baselineDb!.url }, { serverFile: baselineServer })
+  const baselineFs = baselineServer === undefined ? undefined : await startExampleServer(
+    { ...fsEnv, DATABASE_URL: baselineFsDb!.url, STORAGE_ROOT: `${fsRoot}-baseline` },
+    { serverFile: baselineServer }
+  )
   const tusServer = await startTusServer(bucket)
   const proxyServer = await startProxyServer(bucket)
   let n = 0
@@ -104,6 +120,12 @@ const main = async () => {
       group: "s3",
       run: () => timed(() => apiUpload(s3Server.url, file, size, concurrency))
     },
+    ...(baselineS3 === undefined ? [] : [{
+      id: "api-s3-baseline",
+      label: `effect-storage API as of ${baselineRev} (before), S3 backend`,
+      group: "s3" as const,
+      run: () => timed(() => apiUpload(baselineS3.url, file, size, concurrency))
+    }]),
     {
       id: "sdk-upload",
       label: "AWS SDK `Upload` (@aws-sdk/lib-storage), direct",
@@ -134,6 +156,12 @@ const main = async () => {
       group: "fs",
       run: () => timed(() => apiUpload(fsServer.url, file, size, concurrency))
     },
+    ...(baselineFs === undefined ? [] : [{
+      id: "api-fs-baseline",
+      label: `effect-storage API as of ${baselineRev} (before), filesystem backend`,
+      group: "fs" as const,
+      run: () => timed(() => apiUpload(baselineFs.url, file, size, concurrency))
+    }]),
     {
       id: "pipe-fsync",
       label: "stream pipe to a new file + fsync",
@@ -168,8 +196,10 @@ const main = async () => {
         if (side.group === "s3") await emptyBucket(client, bucket)
         else {
           // The stored objects go; the backend's own folders (.tmp, .multipart) stay, the server uses them.
-          for (const entry of await readdir(fsRoot).catch(() => [] as Array<string>)) {
-            if (!entry.startsWith(".")) await rm(join(fsRoot, entry), { recursive: true, force: true })
+          for (const root of [fsRoot, `${fsRoot}-baseline`]) {
+            for (const entry of await readdir(root).catch(() => [] as Array<string>)) {
+              if (!entry.startsWith(".")) await rm(join(root, entry), { recursive: true, force: true })
+            }
           }
           await rm(copyDir, { recursive: true, force: true })
           await mkdir(copyDir, { recursive: true })
@@ -179,6 +209,11 @@ const main = async () => {
   } finally {
     await s3Server.stop()
     await fsServer.stop()
+    await baselineS3?.stop()
+    await baselineFs?.stop()
+    await baselineDb?.drop()
+    await baselineFsDb?.drop()
+    if (baselineServer !== undefined) await rm(`${fsRoot}-baseline`, { recursive: true, force: true })
     await tusServer.stop()
     await proxyServer.stop()
     await deleteBucket(client, bucket).catch((error) => log("could not delete the bucket", error))

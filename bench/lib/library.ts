@@ -13,13 +13,13 @@ import { repoDir } from "./common.js"
 
 export type Library = typeof Src
 
-/** Exports `src/` and package.json of `rev`; answers the exported `src/` folder. */
+/** Exports `src/`, `examples/` and package.json of `rev`; answers the exported `src/` folder. */
 export const exportRevision = (rev: string): string => {
   const sha = execFileSync("git", ["-C", repoDir, "rev-parse", "--short", rev], { encoding: "utf8" }).trim()
   const dir = join(tmpdir(), `effect-storage-bench-${sha}`)
-  if (!existsSync(join(dir, "src", "index.ts"))) {
+  if (!existsSync(join(dir, "examples", "server.ts"))) {
     mkdirSync(dir, { recursive: true })
-    execFileSync("sh", ["-c", `git -C "${repoDir}" archive ${sha} src package.json | tar -x -C "${dir}"`])
+    execFileSync("sh", ["-c", `git -C "${repoDir}" archive ${sha} src examples package.json | tar -x -C "${dir}"`])
   }
   if (!existsSync(join(dir, "node_modules"))) symlinkSync(join(repoDir, "node_modules"), join(dir, "node_modules"))
   return join(dir, "src")

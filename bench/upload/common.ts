@@ -205,7 +205,12 @@ export const compiledExampleServer = async (): Promise<string> => {
  */
 export const startExampleServer = async (
   env: NodeJS.ProcessEnv,
-  options: { readonly execArgv?: ReadonlyArray<string>; readonly compiled?: string | undefined } = {}
+  options: {
+    readonly execArgv?: ReadonlyArray<string>
+    readonly compiled?: string | undefined
+    /** Another checkout's `examples/server.ts` (`--baseline`), run through tsx. */
+    readonly serverFile?: string | undefined
+  } = {}
 ): Promise<Server> => {
   const port = await freePort()
   mkdirSync(workDir, { recursive: true })
@@ -218,7 +223,7 @@ export const startExampleServer = async (
     ...env
   }
   const child = options.compiled === undefined
-    ? spawnTs(join(repoDir, "examples", "server.ts"), [], {
+    ? spawnTs(options.serverFile ?? join(repoDir, "examples", "server.ts"), [], {
       env: serverEnv,
       execArgv: options.execArgv ?? [],
       stdio: openSync(logFile, "a")

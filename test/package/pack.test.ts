@@ -1,5 +1,7 @@
 /**
- * The package as an app installs it: `npm pack` (which builds dist/), the
+ * The package as an app installs it: `npm pack` (which builds dist/; in a
+ * staging copy of the package's files, so the checkout's own dist/ is never
+ * rewritten under another suite's feet), the
  * tarball installed into a fresh app in the OS temp folder (outside this
  * repository, so nothing resolves from its node_modules) with the peers an
  * app on SQLite needs and no other driver. There, `test/package/app/app.ts`
@@ -11,12 +13,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import {
   copyFileSync,
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
@@ -69,8 +73,14 @@ describe("the installed package", () => {
   it("type-checks and runs in a fresh app, with one copy of effect and clear errors for drivers left out", async () => {
     const work = mkdtempSync(join(tmpdir(), "effect-storage-pack-"))
     try {
+      const staging = join(work, "staging")
+      mkdirSync(staging)
+      for (const entry of ["package.json", "tsconfig.json", "tsconfig.build.json", "README.md", "src", "bin", "docs"]) {
+        cpSync(join(repoDir, entry), join(staging, entry), { recursive: true })
+      }
+      symlinkSync(join(repoDir, "node_modules"), join(staging, "node_modules"))
       const packed = await run("npm", ["pack", "--pack-destination", work, "--json"], {
-        cwd: repoDir,
+        cwd: staging,
         maxBuffer: 64 * 1024 * 1024
       })
       const tarball = join(work, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename)
