@@ -75,8 +75,9 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
 
     /** Decides outside any transaction, so backend latency never holds row locks. */
     const plan = (claim: UploadClaim): Effect.Effect<SweepPlan> => {
-      // The init crashed before the backend session existed.
-      if (!claim.isMultipart) return Effect.succeed("remove")
+      // The init crashed before the backend session existed (a single-request
+      // upload has none, but its object may have been stored: probe it).
+      if (!claim.isMultipart && !claim.isSingleRequest) return Effect.succeed("remove")
       return objects.statObject(claim.key).pipe(
         Effect.map((info): SweepPlan => info.size === claim.size ? "recover" : "remove"),
         Effect.catchTag("ObjectNotFound", () => Effect.succeed<SweepPlan>("remove")),

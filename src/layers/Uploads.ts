@@ -113,11 +113,16 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
         if (claim.status !== "pending") return yield* new ClaimNotPending()
         if (DateTime.lessThan(claim.expiresAt, yield* DateTime.now)) return yield* new ClaimExpired()
         yield* checkSizeCap(claim.size)
-        if (!claim.isMultipart) {
+        if (!claim.isMultipart && !claim.isSingleRequest) {
           return yield* new UploadSessionNotFound({ message: "the upload was never started; open a new one" })
         }
         return claim
       })
+
+    /** The metadata every stored upload carries: the download proxy names the file with it (backends keep ASCII). */
+    const metadataOf = (originalFilename: string) => ({
+      [originalFilenameMetadata]: encodeURIComponent(originalFilename)
+    })
 
     const initUpload = Effect.fn("Uploads.initUpload")(function*(input: {
       readonly principal: Principal
@@ -166,11 +171,12 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       // cut this short.
       yield* Effect.uninterruptible(Effect.gen(function*() {
         yield* claims.createWithinCap(claim, config.maxPendingClaims)
+        // An upload that fits in one part is stored with one put: no session to open.
+        if (claim.isSingleRequest) return
         const session = yield* multipart.initMultipart({
           key: claim.key,
           contentType,
-          // Backends keep ASCII metadata; the download proxy names the file with it.
-          metadata: { [originalFilenameMetadata]: encodeURIComponent(originalFilename) }
+          metadata: metadataOf(originalFilename)
         }).pipe(
           Effect.tapError(() => compensate("delete the claim", claims.deleteIfPending(claim.id)))
         )
@@ -211,13 +217,25 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       }
       const expected = expectedPartSize(claim, input.partNumber)
       if (input.size !== undefined) yield* checkPartSize(claim, input.partNumber, input.size, expected)
-      const stored = yield* multipart.putPart({
-        key: claim.key,
-        uploadId: claim.uploadId,
-        partNumber: input.partNumber,
-        body: exactly(input.body, expected, (seen) => checkPartSize(claim, input.partNumber, seen, expected)),
-        size: expected
-      })
+      const body = exactly(input.body, expected, (seen) => checkPartSize(claim, input.partNumber, seen, expected))
+      const stored = claim.isSingleRequest
+        ? yield* Effect.map(
+          objects.putObject({
+            key: claim.key,
+            body,
+            size: expected,
+            contentType: claim.contentType,
+            metadata: metadataOf(claim.originalFilename)
+          }),
+          (info) => ({ etag: info.eTag, size: info.size })
+        )
+        : yield* multipart.putPart({
+          key: claim.key,
+          uploadId: claim.uploadId,
+          partNumber: input.partNumber,
+          body,
+          size: expected
+        })
       yield* parts.upsert(
         new UploadPart({
           id: yield* uuidv7,
@@ -252,7 +270,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       if (DateTime.lessThan(claim.expiresAt, yield* DateTime.now)) return yield* new ClaimExpired()
       yield* checkSizeCap(claim.size)
       const multipart = yield* requireMultipart
-      if (!claim.isMultipart) {
+      if (!claim.isMultipart && !claim.isSingleRequest) {
         return yield* new UploadSessionNotFound({ message: "the upload was never started; open a new one" })
       }
       const recorded = yield* parts.listByClaim(claim.id)
@@ -263,12 +281,27 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
         if (current.isUploaded) return yield* completedObject(current)
         return yield* new PartsIncomplete({ message: `${recorded.length} of ${claim.partCount} parts uploaded` })
       }
-      return yield* Effect.uninterruptible(assemble(multipart, claim, recorded))
+      return yield* Effect.uninterruptible(
+        claim.isSingleRequest ? record(claim, storedSingle(claim, recorded[0]!)) : assemble(multipart, claim, recorded)
+      )
+    })
+
+    /**
+     * A single-request upload is stored already, whole and of the exact size
+     * (`putObject` checked it): its part row says what was stored.
+     */
+    const storedSingle = (claim: UploadClaim, part: UploadPart): ObjectInfo => ({
+      key: claim.key,
+      size: part.size,
+      eTag: part.etag,
+      contentType: claim.contentType,
+      lastModified: part.createdAt,
+      metadata: metadataOf(claim.originalFilename)
     })
 
     const assemble = (multipart: Multipart, claim: UploadClaim, recorded: ReadonlyArray<UploadPart>) =>
-      Effect.gen(function*() {
-        const info = yield* multipart.completeMultipart({
+      Effect.flatMap(
+        multipart.completeMultipart({
           key: claim.key,
           uploadId: claim.uploadId,
           parts: recorded.map((part) => ({ partNumber: part.partNumber, etag: part.etag }))
@@ -279,7 +312,17 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
             objects.statObject(claim.key).pipe(
               Effect.catchTag("ObjectNotFound", () => Effect.fail(error))
             ))
-        )
+        ),
+        (info) => record(claim, info)
+      )
+
+    /**
+     * Marks an assembled upload uploaded, in one transaction with its part
+     * rows' removal and its registry record; the object must have the
+     * declared size.
+     */
+    const record = (claim: UploadClaim, info: ObjectInfo) =>
+      Effect.gen(function*() {
         if (info.size !== claim.size) {
           yield* compensate("delete the mis-sized object", objects.deleteObject(claim.key))
           return yield* new UploadSizeMismatch({

@@ -70,6 +70,14 @@ export class UploadClaim extends Schema.Class<UploadClaim>("UploadClaim")({
     return this.uploadId !== ""
   }
 
+  /**
+   * Whether the upload is stored with one plain put and no multipart
+   * session: it fits in one part.
+   */
+  get isSingleRequest(): boolean {
+    return this.partCount === 1 && this.uploadId === ""
+  }
+
   /** Whether the object was assembled and the claim awaits adoption. */
   get isUploaded(): boolean {
     return this.status === "uploaded"

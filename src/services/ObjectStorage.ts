@@ -21,18 +21,18 @@ import {
   sizeMismatch,
   withDeclaredSize
 } from "../internal/objectStorage.js"
-import type {
+import {
   InvalidObjectKey,
-  ObjectNotFound,
-  ObjectStorageError,
-  PartETagMismatch,
-  PartNumberOutOfRange,
-  PartTooSmall,
+  type ObjectNotFound,
+  type ObjectStorageError,
+  type PartETagMismatch,
+  type PartNumberOutOfRange,
+  type PartTooSmall,
   StorageBackendError,
-  UploadSessionNotFound
+  type UploadSessionNotFound
 } from "../schema/Errors.js"
 import type { ObjectInfo } from "../schema/Models.js"
-import { checkKey, defaultContentType } from "../schema/Naming.js"
+import { checkKey, defaultContentType, keyProblem } from "../schema/Naming.js"
 
 /**
  * Bytes to store: a stream (never held whole in memory by any backend) or a
@@ -291,8 +291,22 @@ export class ObjectStorage extends Context.Tag("effect-storage/ObjectStorage")<O
   /** Deletes an object. A missing key is success. */
   readonly deleteObject: (key: string) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
 
-  /** Deletes objects (in batches where the backend has a batch call). Missing keys are success. */
+  /**
+   * Deletes objects (in batches where the backend has a batch call). Missing
+   * keys are success; when any key fails, the call fails with one error
+   * naming them.
+   */
   readonly deleteObjects: (keys: Iterable<string>) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
+
+  /**
+   * Deletes objects in as few backend calls as it allows (S3: 1,000 keys per
+   * `DeleteObjects`) and answers each key that could not be deleted, with
+   * why; the others are gone (a missing key is success). Never fails as a
+   * whole: a failed call fails each of its keys.
+   */
+  readonly deleteEach: (
+    keys: Iterable<string>
+  ) => Effect.Effect<ReadonlyMap<string, InvalidObjectKey | StorageBackendError>>
 
   /** Copies an object; answers the copy's metadata. */
   readonly copyObject: (
@@ -415,7 +429,8 @@ export interface ObjectStorageDriver {
     key: string
   ) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
   readonly deleteObject: (key: string) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
-  readonly deleteObjects: (keys: ReadonlyArray<string>) => Effect.Effect<void, InvalidObjectKey | StorageBackendError>
+  /** Deletes valid keys; answers the keys that failed, with why (a failed call fails each of its keys). */
+  readonly deleteObjects: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, StorageBackendError>>
   readonly copyObject: (
     from: string,
     to: string
@@ -457,12 +472,30 @@ export const make = (driver: ObjectStorageDriver): ObjectStorage["Type"] => {
   const deleteObject = (key: string) =>
     Effect.zipRight(checkKey(key), driver.deleteObject(key)).pipe(span("deleteObject", { key }))
 
+  const deleteEach = (keys: Iterable<string>) =>
+    Effect.suspend(() => {
+      const failed = new Map<string, InvalidObjectKey | StorageBackendError>()
+      const valid: Array<string> = []
+      for (const key of new Set(keys)) {
+        const problem = keyProblem(key)
+        if (problem === undefined) valid.push(key)
+        else failed.set(key, new InvalidObjectKey({ key, message: problem }))
+      }
+      if (valid.length === 0) return Effect.succeed(failed)
+      return Effect.map(driver.deleteObjects(valid), (driverFailures) => {
+        for (const [key, error] of driverFailures) failed.set(key, error)
+        return failed as ReadonlyMap<string, InvalidObjectKey | StorageBackendError>
+      })
+    }).pipe(span("deleteEach", {}))
+
   const deleteObjects = (keys: Iterable<string>) =>
     Effect.suspend(() => {
       const all = Array.from(keys)
-      return Effect.zipRight(Effect.forEach(all, checkKey, { discard: true }), driver.deleteObjects(all)).pipe(
-        span("deleteObjects", { count: all.length })
-      )
+      return Effect.zipRight(
+        Effect.forEach(all, checkKey, { discard: true }),
+        Effect.flatMap(driver.deleteObjects(all), (failed) =>
+          failed.size === 0 ? Effect.void : Effect.fail(joinFailures(failed, all.length)))
+      ).pipe(span("deleteObjects", { count: all.length }))
     })
 
   const copyObject = (from: string, to: string) =>
@@ -477,6 +510,7 @@ export const make = (driver: ObjectStorageDriver): ObjectStorage["Type"] => {
     statObject,
     deleteObject,
     deleteObjects,
+    deleteEach,
     copyObject,
     listObjects: driver.listObjects,
     multipart: Option.map(driver.multipart, (multipart) => makeMultipart(multipart, span))
@@ -484,6 +518,21 @@ export const make = (driver: ObjectStorageDriver): ObjectStorage["Type"] => {
 }
 
 // ---- internal ----
+
+/** One error for the keys a batch delete could not delete: access denied if any was, else the first key's reason. */
+const joinFailures = (failed: ReadonlyMap<string, StorageBackendError>, total: number): StorageBackendError => {
+  const entries = [...failed]
+  const shown = entries.slice(0, 5).map(([key, error]) => `${key} (${error.reason})`).join(", ")
+  const reasons = entries.map(([, error]) => error.reason)
+  return new StorageBackendError({
+    operation: "deleteObjects",
+    reason: reasons.includes("access_denied") ? "access_denied" : reasons[0]!,
+    message: `deleteObjects: ${entries.length} of ${total} keys were not deleted: ${shown}${
+      entries.length > 5 ? ", ..." : ""
+    }`,
+    cause: entries
+  })
+}
 
 /**
  * A body checked against its declared size: bytes of another length fail

@@ -19,6 +19,12 @@ import type { StorageEvent } from "../schema/Events.js"
 export class StorageEvents extends Context.Tag("effect-storage/StorageEvents")<StorageEvents, {
   /** Publishes one event inside the caller's transaction. */
   readonly publish: (event: StorageEvent) => Effect.Effect<void, SqlError>
+
+  /**
+   * Publishes several events at once, in order (an outbox writes them in one
+   * statement). Optional: without it, `publishAll` publishes one by one.
+   */
+  readonly publishAll?: ((events: ReadonlyArray<StorageEvent>) => Effect.Effect<void, SqlError>) | undefined
 }>() {
   /**
    * The default: each event becomes an info log line annotated with the
@@ -41,3 +47,20 @@ export class StorageEvents extends Context.Tag("effect-storage/StorageEvents")<S
     publish: () => Effect.void
   })
 }
+
+/**
+ * Publishes `events` in order through `events.publishAll` when the
+ * implementation has it, else one by one.
+ *
+ * @since 0.1.0
+ * @category publishing
+ */
+export const publishAll = (
+  service: StorageEvents["Type"],
+  events: ReadonlyArray<StorageEvent>
+): Effect.Effect<void, SqlError> =>
+  events.length === 0
+    ? Effect.void
+    : service.publishAll !== undefined
+    ? service.publishAll(events)
+    : Effect.forEach(events, service.publish, { discard: true })

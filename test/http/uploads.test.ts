@@ -2,7 +2,10 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import { inject } from "vitest"
 import * as MemoryObjectStorage from "../../src/layers/objects/MemoryObjectStorage.js"
@@ -18,6 +21,35 @@ const live = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
 
 /** The flows and error paths, written once for any backend of this part size. */
 const uploadSuite = (it: Vitest.MethodsNonLive<any>, partSize: number) => {
+  it.effect("an upload that fits in one part is stored with one put: no multipart session, same answers", () =>
+    live(Effect.gen(function*() {
+      const data = bytes(10_000)
+      const ticket = (yield* init("alice", { filename: "avatar.png", size: data.length })).json
+      assert.strictEqual(ticket.partCount, 1)
+      const multipart = Option.getOrThrow((yield* ObjectStorage).multipart)
+      const sessions = yield* Stream.runCollect(multipart.listMultipartUploads())
+      assert.isFalse(Chunk.some(sessions, (s) => s.key === ticket.key), "no session was opened")
+      // a wrong size is refused before anything is stored, as for any part
+      assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data.subarray(0, 9_999))).status, 422)
+      assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data)).status, 200)
+      assert.deepStrictEqual((yield* listParts("alice", ticket.claimId)).json, {
+        parts: [{ partNumber: 1, size: 10_000 }]
+      })
+      const done = yield* complete("alice", ticket.claimId)
+      assert.strictEqual(done.status, 200, done.text)
+      assert.deepInclude(done.json, { key: ticket.key, size: 10_000, contentType: "image/png" })
+      const again = yield* complete("alice", ticket.claimId)
+      assert.deepStrictEqual([again.status, again.json.key, again.json.size], [200, ticket.key, 10_000])
+      const file = yield* raw("alice", HttpClientRequest.get(`/storage/files/${ticket.key}`))
+      assert.strictEqual(sha256(file.body), sha256(data))
+      assert.strictEqual(
+        file.headers["content-disposition"],
+        `inline; filename="avatar.png"; filename*=UTF-8''avatar.png`
+      )
+      // completed: a part sent now is refused
+      assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data)).status, 409)
+    })))
+
   it.effect("a multi-part upload: init, parts in any order, list, complete, download byte-identical", () =>
     live(Effect.gen(function*() {
       const data = bytes(partSize * 2 + 1234)
@@ -183,7 +215,7 @@ const uploadSuite = (it: Vitest.MethodsNonLive<any>, partSize: number) => {
       expect(yield* listParts("alice", ticket.claimId), 409, "ClaimNotPending")
     })))
 
-  it.effect("abort: idempotent, owner only, queues the delete with the session; never destroys a completed upload", () =>
+  it.effect("abort: idempotent, owner only, queues the delete (with the session of a multipart upload); never destroys a completed upload", () =>
     live(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const ticket = (yield* init("alice", { filename: "x.bin", size: 100 })).json
@@ -195,11 +227,21 @@ const uploadSuite = (it: Vitest.MethodsNonLive<any>, partSize: number) => {
       assert.strictEqual((yield* abort("alice", "never-existed")).status, 204)
       const rows = yield* sql<{ reason: string; upload_id: string }>`
           SELECT reason, upload_id FROM sys_storage_pending_delete WHERE object_key = ${ticket.key}`
-      assert.strictEqual(rows.length, 1)
-      assert.strictEqual(rows[0]!.reason, "aborted")
-      assert.notStrictEqual(rows[0]!.upload_id, "")
+      // One part: stored with one put, no session; the queued delete removes the object.
+      assert.deepStrictEqual(rows.map((r) => [r.reason, r.upload_id]), [["aborted", ""]])
       const after = yield* putPart("alice", ticket.claimId, 1, bytes(100))
       assert.strictEqual(after.status, 403)
+
+      // Several parts: the queued delete carries the session, for the worker to abort.
+      const multi = (yield* init("alice", { filename: "m.bin", size: ticket.partSize + 1 })).json
+      assert.strictEqual(multi.partCount, 2)
+      yield* putPart("alice", multi.claimId, 2, bytes(1))
+      assert.strictEqual((yield* abort("alice", multi.claimId)).status, 204)
+      const multiRows = yield* sql<{ reason: string; upload_id: string }>`
+          SELECT reason, upload_id FROM sys_storage_pending_delete WHERE object_key = ${multi.key}`
+      assert.strictEqual(multiRows.length, 1)
+      assert.strictEqual(multiRows[0]!.reason, "aborted")
+      assert.notStrictEqual(multiRows[0]!.upload_id, "")
 
       const kept = yield* uploadWhole("alice", "keep.bin", bytes(300))
       assert.strictEqual((yield* abort("alice", kept.ticket.claimId)).status, 204)

@@ -59,9 +59,22 @@ export const layer: Layer.Layer<ObjectStorage | Faults, never, ObjectStorage> = 
         yield* inner.deleteObject(key)
         faults.deletes.push({ key, start, end: Date.now() })
       })
+    // A batch delete is the same per-key deletes, all at once, with per-key outcomes.
+    const deleteEach = (keys: Iterable<string>) =>
+      Effect.map(
+        Effect.forEach(new Set(keys), (key) => Effect.map(Effect.either(deleteObject(key)), (e) => [key, e] as const), {
+          concurrency: "unbounded"
+        }),
+        (outcomes) => {
+          const failed = new Map<string, DeleteFault>()
+          for (const [key, outcome] of outcomes) if (outcome._tag === "Left") failed.set(key, outcome.left)
+          return failed as ReadonlyMap<string, DeleteFault>
+        }
+      )
     const wrapped: ObjectStorage["Type"] = {
       ...inner,
       deleteObject,
+      deleteEach,
       statObject,
       multipart: Option.map(inner.multipart, (m) => ({
         ...m,

@@ -83,12 +83,34 @@ describeEachDialect("ClaimSweeper", (database) => sweeperLayer(database), (it) =
     Effect.gen(function*() {
       yield* fresh
       const claims = yield* ClaimStore
-      const claim = makeClaim({ expiresAt: minutesAgo(10) })
+      const claim = makeClaim({ expiresAt: minutesAgo(10), partCount: 2, partSize: 1000, size: 1500 })
       yield* claims.create(claim)
       const report = yield* (yield* ClaimSweeper).runOnce
       assert.deepStrictEqual(report, { scanned: 1, recovered: 0, removed: 1, skipped: 0, orphansReclaimed: 0 })
       assert.strictEqual(yield* statusOf(claim.id), "gone")
       assert.deepStrictEqual(yield* queueRows, [{ object_key: claim.key, upload_id: "", reason: "claim_expired" }])
+    }))
+
+  it.effect("a single-request upload (one part, no session): recovered when its object was stored, else removed", () =>
+    Effect.gen(function*() {
+      yield* fresh
+      const claims = yield* ClaimStore
+      const objects = yield* ObjectStorage
+      // stored, but the client never completed (or the server died before recording it)
+      const stored = makeClaim({ expiresAt: minutesAgo(10), partCount: 1, size: 5 })
+      yield* claims.create(stored)
+      yield* objects.putObject({ key: stored.key, body: new Uint8Array(5) })
+      // never stored
+      const empty = makeClaim({ expiresAt: minutesAgo(10), partCount: 1, size: 5 })
+      yield* claims.create(empty)
+      assert.isTrue(stored.isSingleRequest && empty.isSingleRequest)
+      const report = yield* (yield* ClaimSweeper).runOnce
+      assert.deepInclude(report, { scanned: 2, recovered: 1, removed: 1 })
+      assert.strictEqual(yield* statusOf(stored.id), "uploaded")
+      assert.strictEqual(yield* statusOf(empty.id), "gone")
+      assert.deepStrictEqual(yield* queueRows, [{ object_key: empty.key, upload_id: "", reason: "claim_expired" }])
+      const record = Option.getOrThrow(yield* (yield* FileRegistry).get(stored.key))
+      assert.strictEqual(record.status, "uploaded")
     }))
 
   it.effect("removes an abandoned multipart upload with its session id, and the worker then aborts it", () =>

@@ -579,7 +579,17 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
     getObject,
     statObject,
     deleteObject,
-    deleteObjects: (keys) => Effect.forEach(keys, deleteObject, { discard: true, concurrency: 8 }),
+    deleteObjects: (keys) =>
+      Effect.map(
+        Effect.forEach(keys, (key) => Effect.either(deleteObject(key)), { concurrency: 8 }),
+        (outcomes) => {
+          const failed = new Map<string, StorageBackendError>()
+          outcomes.forEach((outcome, i) => {
+            if (outcome._tag === "Left") failed.set(keys[i]!, outcome.left)
+          })
+          return failed
+        }
+      ),
     copyObject,
     listObjects,
     multipart: Option.some<MultipartDriver>({

@@ -91,6 +91,8 @@ interface Session {
   readonly parts: Map<number, StoredPart>
 }
 
+const noFailures: ReadonlyMap<string, StorageBackendError> = new Map()
+
 /** Bytes handed out in chunks of this size, as a real backend would stream them. */
 const readChunkSize = 64 * 1024
 
@@ -235,7 +237,7 @@ const makeDriver = (partSize: number): ObjectStorageDriver => {
     getObject,
     statObject: (key) => Effect.map(findObject(key), (found) => found.info),
     deleteObject,
-    deleteObjects: (keys) => Effect.forEach(keys, deleteObject, { discard: true }),
+    deleteObjects: (keys) => Effect.as(Effect.forEach(keys, deleteObject, { discard: true }), noFailures),
     copyObject: (from, to) =>
       Effect.flatMap(findObject(from), (source) =>
         // A copy is a new single-part object: its ETag is its MD5, as on S3.

@@ -287,6 +287,20 @@ const backendError = (operation: string, cause: unknown): StorageBackendError =>
   return new StorageBackendError({ operation, reason, message, cause })
 }
 
+/** The failure of one key of a `DeleteObjects` answer, classified like a failed request. */
+const keyFailure = (code: string, message: string): StorageBackendError =>
+  new StorageBackendError({
+    operation: "deleteObjects",
+    reason: accessDeniedCodes.includes(code)
+      ? "access_denied"
+      : code === "NoSuchBucket"
+      ? "bucket_not_found"
+      : invalidCodes.includes(code)
+      ? "invalid"
+      : "transient",
+    message: `deleteObjects: ${code}${message === "" ? "" : `: ${message}`}`
+  })
+
 /** Whether a failure is a `StorageBackendError` caused by one of the S3 codes. */
 const causedBy = (...codes: ReadonlyArray<string>) => (error: unknown): boolean =>
   isStorageBackendError(error) && codes.includes(s3Failure(error.cause).code)
@@ -519,39 +533,36 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
       Effect.catchIf(causedBy("NoSuchKey"), () => Effect.void)
     )
 
-  /** One `DeleteObjects` request; answers the keys S3 could not delete, with why. */
-  const deleteBatch = (keys: ReadonlyArray<string>) =>
-    Effect.map(
-      call("deleteObjects", (abortSignal) =>
-        client.send(
-          new sdk.DeleteObjectsCommand({
-            Bucket: bucket,
-            Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true }
-          }),
-          { abortSignal }
-        )),
-      (out) =>
-        (out.Errors ?? [])
-          .filter((e) => e.Code !== "NoSuchKey")
-          .map((e) => ({ key: e.Key ?? "", code: e.Code ?? "Unknown", message: e.Message ?? "" }))
-    )
+  /**
+   * One `DeleteObjects` request of at most 1,000 keys; answers the keys S3
+   * could not delete, each with why. A failed request fails all of its keys.
+   */
+  const deleteBatch = (
+    keys: ReadonlyArray<string>
+  ): Effect.Effect<ReadonlyArray<readonly [string, StorageBackendError]>> =>
+    call("deleteObjects", (abortSignal) =>
+      client.send(
+        new sdk.DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true }
+        }),
+        { abortSignal }
+      )).pipe(
+        Effect.map((out) =>
+          (out.Errors ?? [])
+            .filter((e) => e.Code !== "NoSuchKey")
+            .map((e) => [e.Key ?? "", keyFailure(e.Code ?? "Unknown", e.Message ?? "")] as const)
+        ),
+        Effect.catchAll((error) => Effect.succeed(keys.map((key) => [key, error] as const)))
+      )
 
-  const deleteObjects = Effect.fnUntraced(function*(all: ReadonlyArray<string>) {
-    const batches = Chunk.toReadonlyArray(Chunk.chunksOf(Chunk.fromIterable(all), 1000))
-    const failed = (yield* Effect.forEach(batches, (batch) => deleteBatch(Chunk.toReadonlyArray(batch)), {
-      concurrency: 4
-    })).flat()
-    if (failed.length === 0) return
-    const shown = failed.slice(0, 5).map((f) => `${f.key} (${f.code})`).join(", ")
-    return yield* new StorageBackendError({
-      operation: "deleteObjects",
-      reason: failed.some((f) => accessDeniedCodes.includes(f.code)) ? "access_denied" : "transient",
-      message: `deleteObjects: ${failed.length} of ${all.length} keys were not deleted: ${shown}${
-        failed.length > 5 ? ", ..." : ""
-      }`,
-      cause: failed
-    })
-  })
+  const deleteObjects = (all: ReadonlyArray<string>) =>
+    Effect.map(
+      Effect.forEach(Chunk.chunksOf(Chunk.unsafeFromArray(all), 1000), (batch) =>
+        deleteBatch(Chunk.toReadonlyArray(batch)), { concurrency: 4 }),
+      (failures) =>
+        new Map(failures.flat()) as ReadonlyMap<string, StorageBackendError>
+    )
 
   const copyObject = Effect.fnUntraced(function*(from: string, to: string) {
     // S3 refuses a copy onto itself that changes nothing; it is a no-op.

@@ -52,7 +52,19 @@ export const layer: Layer.Layer<StorageEvents, never, SqlClient.SqlClient> = Lay
           const now = yield* DateTime.now
           yield* sql`INSERT INTO sys_storage_event_outbox (id, topic, payload, created_at)
             VALUES (${id}, ${event._tag}, ${encode(event)}, ${dialect.time(now)})`
-        }).pipe(Effect.withSpan("StorageEvents.publish"))
+        }).pipe(Effect.withSpan("StorageEvents.publish")),
+      // One multi-row INSERT per 500 events; the ids (UUIDv7, taken in order) keep their order.
+      publishAll: (events) =>
+        Effect.gen(function*() {
+          const now = dialect.time(yield* DateTime.now)
+          const rows: Array<{ id: string; topic: string; payload: string; created_at: unknown }> = []
+          for (const event of events) {
+            rows.push({ id: yield* uuidv7, topic: event._tag, payload: encode(event), created_at: now })
+          }
+          for (const chunk of Dialect.chunks(rows, 500)) {
+            yield* sql`INSERT INTO sys_storage_event_outbox ${sql.insert(chunk)}`
+          }
+        }).pipe(Effect.withSpan("StorageEvents.publishAll", { attributes: { count: events.length } }))
     })
   })
 )

@@ -12,6 +12,13 @@
  *
  * Headers go through as they are (the Host header included), so SigV4
  * signatures made for the proxy's address still verify at the server.
+ *
+ * A batch delete (`POST /bucket?delete`) names its keys in its body, so it
+ * is read first: its keys go into the log, and keys a `failKey` rule matches
+ * fail on their own, as S3 reports a key it could not delete. The proxy then
+ * deletes the other keys itself (through `deleteKeys`: a body it changed
+ * would no longer match the client's signature) and answers the batch with
+ * one `<Error>` per failed key.
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -36,6 +43,8 @@ export type Fault = "error" | "reset" | "resetAfter" | "slow" | "pass"
 export interface ProxyRecord {
   readonly method: string
   readonly path: string
+  /** The keys of a batch delete. */
+  readonly keys?: ReadonlyArray<string> | undefined
   readonly fault: Fault
   readonly at: number
   status?: number | undefined
@@ -50,6 +59,14 @@ export interface FaultProxy {
   /** The plan for requests `select` matches (the last matching rule wins); the default plan otherwise. */
   readonly rule: (select: (method: string, path: string) => boolean, plan: FaultPlan) => void
   readonly setDefault: (plan: FaultPlan) => void
+  /**
+   * Keys that fail inside batch deletes (`InternalError` for that key, the
+   * object kept); `deleteKeys` deletes the rest of such a batch upstream.
+   */
+  readonly failKeys: (
+    select: (key: string) => boolean,
+    deleteKeys: (bucket: string, keys: ReadonlyArray<string>) => Promise<void>
+  ) => void
   readonly clearRules: () => void
   readonly close: () => Promise<void>
 }
@@ -62,6 +79,12 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
   let defaultPlan = plan
   let rules: Array<[(method: string, path: string) => boolean, FaultPlan]> = []
+  let keyRule:
+    | {
+      readonly select: (key: string) => boolean
+      readonly deleteKeys: (bucket: string, keys: ReadonlyArray<string>) => Promise<void>
+    }
+    | undefined
   const stats: Record<Fault, number> = { error: 0, reset: 0, resetAfter: 0, slow: 0, pass: 0 }
   const log: Array<ProxyRecord> = []
 
@@ -77,11 +100,29 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
   const server = http.createServer((req, res) => {
     const method = req.method ?? "GET"
     const path = req.url ?? "/"
+    if (method === "POST" && /\?delete(=|&|$)/.test(path)) {
+      // A batch delete: its body holds the keys; read it before deciding.
+      const chunks: Array<Buffer> = []
+      req.on("data", (chunk: Buffer) => chunks.push(chunk))
+      req.on("end", () => handle(req, res, method, path, Buffer.concat(chunks)))
+      return
+    }
+    handle(req, res, method, path, undefined)
+  })
+
+  const handle = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    method: string,
+    path: string,
+    batchBody: Buffer | undefined
+  ) => {
+    const keys = batchBody === undefined ? undefined : batchKeys(batchBody.toString("utf8"))
     let active = defaultPlan
     for (const [select, p] of rules) if (select(method, path)) active = p
     const fault = choose(active)
     stats[fault]++
-    const record: ProxyRecord = { method, path, fault, at: Date.now() }
+    const record: ProxyRecord = { method, path, keys, fault, at: Date.now() }
     log.push(record)
     if (fault === "reset") {
       req.socket.destroy()
@@ -89,8 +130,7 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
     }
     if (fault === "error") {
       // Read the body first, as a server would, then refuse.
-      req.resume()
-      req.on("end", () => {
+      const refuse = () => {
         const status = rng.chance(0.5) ? 500 : 503
         record.status = status
         const body = status === 500
@@ -98,7 +138,34 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
           : errorBody("SlowDown", "injected by the soak proxy")
         res.writeHead(status, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) })
         res.end(body)
-      })
+      }
+      if (batchBody === undefined) {
+        req.resume()
+        req.on("end", refuse)
+      } else {
+        refuse()
+      }
+      return
+    }
+    const failing = keys === undefined || keyRule === undefined ? [] : keys.filter(keyRule.select)
+    if (keys !== undefined && keyRule !== undefined && failing.length > 0) {
+      // Some keys of this batch fail on their own: the rest is deleted by the proxy.
+      const rule = keyRule
+      const bucket = path.split("?")[0]!.split("/")[1]!
+      rule.deleteKeys(bucket, keys.filter((key) => !failing.includes(key))).then(
+        () => {
+          if (fault === "resetAfter") return void req.socket.destroy()
+          record.status = 200
+          const body = `<?xml version="1.0" encoding="UTF-8"?><DeleteResult>${
+            failing.map((key) =>
+              `<Error><Key>${escapeXml(key)}</Key><Code>InternalError</Code><Message>injected</Message></Error>`
+            ).join("")
+          }</DeleteResult>`
+          res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) })
+          res.end(body)
+        },
+        () => req.socket.destroy()
+      )
       return
     }
     const forward = () => {
@@ -121,7 +188,8 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
         answer.pipe(res)
       })
       out.on("error", () => req.socket.destroy())
-      req.pipe(out)
+      if (batchBody === undefined) req.pipe(out)
+      else out.end(batchBody)
     }
     if (fault === "slow") {
       const [min, max] = active.slowMillis
@@ -133,7 +201,7 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
     } else {
       forward()
     }
-  })
+  }
   server.on("clientError", (_error, socket) => socket.destroy())
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const port = (server.address() as AddressInfo).port
@@ -147,6 +215,9 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
     setDefault: (p) => {
       defaultPlan = p
     },
+    failKeys: (select, deleteKeys) => {
+      keyRule = { select, deleteKeys }
+    },
     clearRules: () => {
       rules = []
     },
@@ -157,3 +228,15 @@ export const startFaultProxy = async (target: string, rng: Rng, plan: FaultPlan)
     }
   }
 }
+
+/** The keys of a `DeleteObjects` request body. */
+const batchKeys = (xml: string): Array<string> =>
+  [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((match) => unescapeXml(match[1]!))
+
+const unescapeXml = (text: string) =>
+  text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, "\"").replace(/&apos;/g, "'").replace(
+    /&amp;/g,
+    "&"
+  )
+
+const escapeXml = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")

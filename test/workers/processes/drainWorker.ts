@@ -1,7 +1,7 @@
 /**
  * One delete-worker process for the multi-process drain test: drains the
  * queue of DATABASE_URL over the filesystem backend at STORAGE_ROOT, and
- * appends one line per object delete (`key start end`) to DELETE_LOG.
+ * appends one line per object deleted (`key start end`) to DELETE_LOG.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
@@ -26,6 +26,17 @@ const LoggedBackend = Layer.effect(
         const start = Date.now()
         yield* inner.deleteObject(key)
         appendFileSync(log, `${key} ${start} ${Date.now()}\n`)
+      }),
+    // The worker's batch delete: every key of the batch that was deleted is logged.
+    deleteEach: (keys: Iterable<string>) =>
+      Effect.gen(function*() {
+        const start = Date.now()
+        const all = [...new Set(keys)]
+        const failed = yield* inner.deleteEach(all)
+        const end = Date.now()
+        const lines = all.filter((key) => !failed.has(key)).map((key) => `${key} ${start} ${end}\n`)
+        if (lines.length > 0) appendFileSync(log, lines.join(""))
+        return failed
       })
   }))
 ).pipe(Layer.provide(FileSystemObjectStorage.layer({ root: process.env.STORAGE_ROOT! })))
