@@ -27,6 +27,7 @@ import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import { runForever } from "../internal/runForever.js"
 import { withTransaction } from "../internal/transaction.js"
+import { trustedInstance } from "../internal/trusted.js"
 import type { InvalidObjectKey, StorageBackendError } from "../schema/Errors.js"
 import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
 import type { PendingDelete } from "../schema/Models.js"
@@ -135,8 +136,13 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
         if (finished.length > 0) {
           yield* queue.done(finished.map((row) => row.id))
           yield* registry.markDeleted(finished.map((row) => ({ key: row.key, reason: row.reason })), now)
-          // The fields come from a validated PendingDelete: no need to validate them again.
-          yield* publishAll(events, finished.map((row) => new FileDeleted({ key: row.key, reason: row.reason }, true)))
+          // The fields come from a validated PendingDelete: no need to check them again.
+          yield* publishAll(
+            events,
+            finished.map((row) =>
+              trustedInstance(FileDeleted, { _tag: "storage.file.deleted", key: row.key, reason: row.reason })
+            )
+          )
         }
         for (const row of rows) {
           const failure = failed.get(row.id)
@@ -232,6 +238,11 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
             const counts = yield* restore(processBatch(rows, held)).pipe(Effect.onInterrupt(() => release(rows)))
             return { rows, counts }
           })
+        ).pipe(
+          // One span per batch; the statements and backend calls inside are
+          // not traced one by one (a span costs about what a row does).
+          Effect.withTracerEnabled(false),
+          Effect.withSpan("DeleteWorker.batch")
         )
         if (batch === undefined) break
         const { counts, rows } = batch

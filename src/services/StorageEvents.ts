@@ -44,7 +44,8 @@ export class StorageEvents extends Context.Tag("effect-storage/StorageEvents")<S
    * @category layers
    */
   static readonly layerNoop: Layer.Layer<StorageEvents> = Layer.succeed(StorageEvents, {
-    publish: () => Effect.void
+    publish: () => Effect.void,
+    publishAll: () => Effect.void
   })
 }
 

@@ -237,7 +237,11 @@ const makeDriver = (partSize: number): ObjectStorageDriver => {
     getObject,
     statObject: (key) => Effect.map(findObject(key), (found) => found.info),
     deleteObject,
-    deleteObjects: (keys) => Effect.as(Effect.forEach(keys, deleteObject, { discard: true }), noFailures),
+    deleteObjects: (keys) =>
+      Effect.sync(() => {
+        for (const key of keys) objects.delete(key)
+        return noFailures
+      }),
     copyObject: (from, to) =>
       Effect.flatMap(findObject(from), (source) =>
         // A copy is a new single-part object: its ETag is its MD5, as on S3.

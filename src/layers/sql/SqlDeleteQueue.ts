@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { randomFillSync } from "node:crypto"
+import { trustedInstance } from "../../internal/trusted.js"
 import { uuidv7 } from "../../internal/uuidv7.js"
 import { DeleteReason, PendingDelete } from "../../schema/Models.js"
 import { DeleteQueue } from "../../services/DeleteQueue.js"
@@ -55,9 +56,9 @@ export const make: Effect.Effect<DeleteQueue["Type"], never, SqlClient.SqlClient
       ...(row.dead_at == null ? {} : { deadAt: dialect.readTime(row.dead_at) })
     }
     // The schema's checks written out: a row that passes them is built
-    // without running the (much slower) schema validation again; any other
-    // row goes through it and fails exactly as before.
-    return new PendingDelete(fields, isValidRow(fields))
+    // without the (much slower) class constructor; any other row goes
+    // through the schema's validation and fails exactly as before.
+    return isValidRow(fields) ? trustedInstance(PendingDelete, fields) : new PendingDelete(fields)
   }
 
   // Idempotent on (object_key, reason). MySQL's INSERT IGNORE would also
