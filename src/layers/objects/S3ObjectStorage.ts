@@ -287,6 +287,23 @@ const backendError = (operation: string, cause: unknown): StorageBackendError =>
   return new StorageBackendError({ operation, reason, message, cause })
 }
 
+/** How long a session seen open is trusted to stay open, for parts (see `knownOpen`). */
+const openSessionMemory = 30_000
+
+/** A bounded memory of (key, upload id) pairs seen open, each for `ttl` milliseconds. */
+const makeSessionMemory = (ttl: number) => {
+  const seen = new Map<string, number>()
+  const id = (key: string, uploadId: string) => `${uploadId}\u0000${key}`
+  return {
+    add: (key: string, uploadId: string) => {
+      if (seen.size >= 10_000) seen.delete(seen.keys().next().value!)
+      seen.set(id(key, uploadId), Date.now() + ttl)
+    },
+    has: (key: string, uploadId: string) => (seen.get(id(key, uploadId)) ?? 0) > Date.now(),
+    forget: (key: string, uploadId: string) => void seen.delete(id(key, uploadId))
+  }
+}
+
 /** The failure of one key of a `DeleteObjects` answer, classified like a failed request. */
 const keyFailure = (code: string, message: string): StorageBackendError =>
   new StorageBackendError({
@@ -653,7 +670,10 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
       let marker: { readonly keyMarker: string; readonly uploadIdMarker: string } | undefined
       while (true) {
         const page = yield* listUploadsPage(key, marker)
-        if (page.uploads.some((u) => u.key === key && u.uploadId === uploadId)) return
+        if (page.uploads.some((u) => u.key === key && u.uploadId === uploadId)) {
+          knownOpen.add(key, uploadId)
+          return
+        }
         // Uploads of `key` itself sort before those of longer keys sharing the prefix.
         if (Option.isNone(page.next) || page.uploads.some((u) => u.key !== key)) {
           return yield* sessionNotFound(uploadId)
@@ -665,6 +685,16 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
   /** Both codes mean "no such session": Ceph answers `NoSuchKey` where S3 says `NoSuchUpload`. */
   const noSuchSession = (uploadId: string) => (failure: S3Failure) =>
     failure.code === "NoSuchUpload" || failure.code === "NoSuchKey" ? sessionNotFound(uploadId) : undefined
+
+  /**
+   * Sessions this process saw open a moment ago (opened here, or listed):
+   * a part for one of them skips the listing, a round trip per part. This
+   * process's completions and aborts forget theirs at once; a session
+   * another process closes is forgotten after `openSessionMemory` (on
+   * Ceph and AWS the part is then refused by S3 itself). Completion always
+   * lists: it is the step that must never run twice.
+   */
+  const knownOpen = makeSessionMemory(openSessionMemory)
 
   const initMultipart: MultipartDriver["initMultipart"] = Effect.fnUntraced(function*(input) {
     const out = yield* call("initMultipart", (abortSignal) =>
@@ -684,12 +714,13 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
         message: "initMultipart: the server answered no upload id"
       })
     }
+    knownOpen.add(input.key, out.UploadId)
     return { key: input.key, uploadId: out.UploadId }
   })
 
   const putPart = <E>(input: DriverPutPartInput<E>) =>
     Effect.gen(function*() {
-      yield* requireOpenSession(input.key, input.uploadId)
+      if (!knownOpen.has(input.key, input.uploadId)) yield* requireOpenSession(input.key, input.uploadId)
       return yield* withPayload("putPart", input.body, input.size, (payload) =>
         call(
           "putPart",
@@ -755,7 +786,7 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
           { abortSignal }
         ),
       completeFailure(input.uploadId)
-    )
+    ).pipe(Effect.ensuring(Effect.sync(() => knownOpen.forget(input.key, input.uploadId))))
     // The answer's ETag is empty on Ceph and its size is absent everywhere: read both back.
     return yield* headObject("completeMultipart", input.key).pipe(
       Effect.catchTag("ObjectNotFound", () =>
@@ -783,16 +814,20 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
   }
 
   const abortMultipart = (input: MultipartSession) =>
-    call(
-      "abortMultipart",
-      (abortSignal) =>
-        client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }), {
-          abortSignal
-        })
-    ).pipe(
-      // Unknown or closed: nothing to abort (Ceph and Swift sometimes say NoSuchKey).
-      Effect.catchIf(causedBy("NoSuchUpload", "NoSuchKey"), () => Effect.void)
-    )
+    Effect.suspend(() => {
+      knownOpen.forget(input.key, input.uploadId)
+      return call(
+        "abortMultipart",
+        (abortSignal) =>
+          client.send(
+            new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: input.key, UploadId: input.uploadId }),
+            { abortSignal }
+          )
+      ).pipe(
+        // Unknown or closed: nothing to abort (Ceph and Swift sometimes say NoSuchKey).
+        Effect.catchIf(causedBy("NoSuchUpload", "NoSuchKey"), () => Effect.void)
+      )
+    })
 
   const driver: ObjectStorageDriver = {
     name: "s3",
