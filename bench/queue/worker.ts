@@ -7,6 +7,7 @@
  * has no "until empty" mode (@effect/sql's SqlPersistedQueue) reports
  * `progress` and is told to `stop` once the parent has counted every job.
  */
+import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3"
 import * as PersistedQueue from "@effect/experimental/PersistedQueue"
 import * as SqlPersistedQueue from "@effect/sql/SqlPersistedQueue"
 import * as Effect from "effect/Effect"
@@ -29,7 +30,25 @@ const settings = JSON.parse(settingsJson) as WorkerSettings
 // (bench/queue.ts `--baseline=REV` points it at an export of REV, for
 // before/after figures in the same run).
 const library = await loadLibrary(process.env.BENCH_SRC_DIR)
-const { Database, DeleteWorker, MemoryObjectStorage, SqlStores, StorageConfig, StorageEvents } = library
+const { Database, DeleteWorker, MemoryObjectStorage, S3ObjectStorage, SqlStores, StorageConfig, StorageEvents } =
+  library
+
+/** The `-s3` kinds' client: the settings every S3 client of this project uses against Ceph. */
+const s3Client = () => {
+  const target = settings.s3!
+  return new S3Client({
+    endpoint: target.endpoint,
+    region: target.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED"
+  })
+}
+
+/** What a graphile-worker or pg-boss user writes: one DeleteObjectCommand per job. */
+const deleteOne = (client: S3Client, key: string) =>
+  client.send(new DeleteObjectCommand({ Bucket: settings.s3!.bucket, Key: key }))
 
 const send = (message: ChildMessage) => process.send!(message)
 
@@ -54,11 +73,17 @@ const waitFor = (type: ParentMessage["type"]) =>
 /** A drain: `prepare` runs before `ready`; the drain it answers runs after `go`. */
 type Prepare = () => Promise<{ readonly drain: () => Promise<void>; readonly close: () => Promise<void> }>
 
-const ours: Prepare = async () => {
+const oursOn = (backend: "memory" | "s3"): Prepare => async () => {
   const layer = DeleteWorker.Default.pipe(
     Layer.provideMerge(Layer.mergeAll(
       SqlStores.layer,
-      MemoryObjectStorage.layer(),
+      backend === "memory" ? MemoryObjectStorage.layer() : S3ObjectStorage.layer({
+        bucket: settings.s3!.bucket,
+        endpoint: settings.s3!.endpoint,
+        region: settings.s3!.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: settings.s3!.accessKeyId, secretAccessKey: settings.s3!.secretAccessKey }
+      }),
       StorageEvents.layerNoop,
       StorageConfig.layer({ deleteBatchSize: settings.batchSize, deleteConcurrency: settings.concurrency })
     )),
@@ -112,7 +137,8 @@ const raw: Prepare = async () => {
   }
 }
 
-const graphile: Prepare = async () => {
+const graphileWith = (task: () => Promise<(payload: unknown) => Promise<void>>): Prepare => async () => {
+  const run = await task()
   const pool = new pg.Pool({ connectionString: url, max: 10 })
   // A dropped idle connection must not crash the process (graphile-worker asks for a handler too).
   pool.on("error", () => {})
@@ -124,7 +150,8 @@ const graphile: Prepare = async () => {
         noHandleSignals: true,
         logger: new GraphileLogger(() => () => {}),
         taskList: {
-          noop: async () => {
+          noop: async (payload) => {
+            await run(payload)
             finished()
           }
         },
@@ -142,7 +169,8 @@ const graphile: Prepare = async () => {
   }
 }
 
-const pgBoss: Prepare = async () => {
+const pgBossWith = (task: () => Promise<(data: unknown) => Promise<void>>): Prepare => async () => {
+  const run = await task()
   const boss = new PgBoss({ connectionString: url, max: 10, supervise: false, schedule: false, migrate: false })
   boss.on("error", (error) => console.error("[pg-boss]", error))
   await boss.start()
@@ -154,6 +182,12 @@ const pgBoss: Prepare = async () => {
       while (true) {
         const jobs = await boss.fetch(settings.queueName, { batchSize: settings.batchSize })
         if (jobs.length === 0) break
+        // The batch's jobs, `concurrency` at a time (a no-op for the plain kind).
+        let next = 0
+        const lane = async () => {
+          while (next < jobs.length) await run(jobs[next++]!.data)
+        }
+        await Promise.all(Array.from({ length: settings.concurrency }, lane))
         await boss.complete(settings.queueName, jobs.map((job) => job.id))
         count += jobs.length
         tLast = nowMs()
@@ -189,12 +223,25 @@ const effectPersistedQueue: Prepare = async () => {
   }
 }
 
+const noTask = async () => async () => {}
+
+/** The S3 kinds' task: delete the job's object, one request per job. */
+const deleteTask = async () => {
+  const client = s3Client()
+  return async (payload: unknown) => {
+    await deleteOne(client, (payload as { key: string }).key)
+  }
+}
+
 const kinds: Record<QueueKind, Prepare> = {
-  ours,
+  ours: oursOn("memory"),
   raw,
-  graphile,
-  pgboss: pgBoss,
-  effectpq: effectPersistedQueue
+  graphile: graphileWith(noTask),
+  pgboss: pgBossWith(noTask),
+  effectpq: effectPersistedQueue,
+  "ours-s3": oursOn("s3"),
+  "graphile-s3": graphileWith(deleteTask),
+  "pgboss-s3": pgBossWith(deleteTask)
 }
 
 const main = async () => {

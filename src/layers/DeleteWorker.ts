@@ -1,8 +1,8 @@
 /**
  * The delete worker: drains the delete queue.
  *
- * Each run leases due rows batch after batch until none is due. For a
- * batch it aborts the rows' multipart sessions (at most `deleteConcurrency`
+ * Each run leases due rows batch after batch until none is due, working on
+ * up to `batchLanes(deleteConcurrency)` batches at once. For a batch it aborts the rows' multipart sessions (at most `deleteConcurrency`
  * at once), deletes the batch's objects in as few backend calls as the
  * backend allows (S3: one `DeleteObjects` per 1,000 keys; a missing object
  * is success), and in one transaction removes the finished rows (one
@@ -63,12 +63,23 @@ export type FailureClass = "access_denied" | "bucket_not_found" | "session_not_f
 
 const emptyFailures: ReadonlyMap<string, InvalidObjectKey | StorageBackendError> = new Map()
 
-/** The lease a run keeps alive: its token, the rows being worked on, and those lost. */
-interface HeldLease {
-  token: string
-  working: Set<string>
-  lost: Set<string>
+/** A batch in progress whose lease a run keeps alive: the rows being worked on, and those lost. */
+interface HeldBatch {
+  readonly token: string
+  readonly working: Set<string>
+  readonly lost: Set<string>
 }
+
+/**
+ * How many batches one run works on at once: while one batch waits for the
+ * backend, another is leased or settled. A quarter of `deleteConcurrency`
+ * (the default 8 gives 2), at least 1, at most 4.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const batchLanes = (deleteConcurrency: number): number =>
+  Math.max(1, Math.min(4, Math.ceil(deleteConcurrency / 4)))
 
 /**
  * @since 0.1.0
@@ -181,20 +192,26 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
       )
 
     /**
-     * Keeps the lease of the batch in progress alive, one fiber for a whole
-     * run: every third of the lease window it renews the rows still being
-     * worked on, and notes the ones it no longer holds.
+     * Keeps the leases of the batches in progress alive, one fiber for a
+     * whole run: every third of the lease window it renews the rows still
+     * being worked on, and notes the ones it no longer holds.
      */
     const keepLeases = Effect.gen(function*() {
-      const held: HeldLease = { token: "", working: new Set(), lost: new Set() }
-      const renew = Effect.gen(function*() {
-        if (held.working.size === 0) return
-        const { token } = held
-        const ids = [...held.working]
-        const still = yield* queue.renew(token, ids, DateTime.addDuration(yield* DateTime.now, config.leaseWindow))
-        if (token !== held.token) return
-        for (const id of ids) if (!still.has(id)) held.lost.add(id)
-      }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("lease renewal failed", cause)))
+      const held = new Set<HeldBatch>()
+      const renewOne = (batch: HeldBatch) =>
+        Effect.gen(function*() {
+          if (batch.working.size === 0) return
+          const ids = [...batch.working]
+          const still = yield* queue.renew(
+            batch.token,
+            ids,
+            DateTime.addDuration(yield* DateTime.now, config.leaseWindow)
+          )
+          for (const id of ids) if (!still.has(id)) batch.lost.add(id)
+        })
+      const renew = Effect.suspend(() => Effect.forEach([...held], renewOne, { discard: true })).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("lease renewal failed", cause))
+      )
       yield* renew.pipe(
         Effect.delay(Duration.divide(config.leaseWindow, 3).pipe(Option.getOrElse(() => config.leaseWindow))),
         Effect.forever,
@@ -205,57 +222,65 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
     })
 
     /** Processes one leased batch while `held` keeps its lease alive. */
-    const processBatch = (rows: ReadonlyArray<PendingDelete>, held: HeldLease) =>
+    const processBatch = (rows: ReadonlyArray<PendingDelete>, held: Set<HeldBatch>) =>
       Effect.gen(function*() {
-        held.token = rows[0]!.leaseToken!
-        held.working = new Set(rows.map((row) => row.id))
-        held.lost = new Set()
-
-        const failed = yield* removeObjects(rows)
-        // A row whose lease was lost belongs to another worker now.
-        const settled = held.lost.size === 0 ? rows : rows.filter((row) => !held.lost.has(row.id))
-        // Settling takes milliseconds; no renewal may touch the rows meanwhile.
-        held.working = new Set()
+        const batch: HeldBatch = {
+          token: rows[0]!.leaseToken!,
+          working: new Set(rows.map((row) => row.id)),
+          lost: new Set()
+        }
+        held.add(batch)
+        const failed = yield* removeObjects(rows).pipe(Effect.ensuring(Effect.sync(() => held.delete(batch))))
+        // A row whose lease was lost belongs to another worker now. Settling
+        // takes milliseconds; no renewal touches the rows meanwhile.
+        const settled = batch.lost.size === 0 ? rows : rows.filter((row) => !batch.lost.has(row.id))
         return yield* settle(settled, failed, yield* DateTime.now)
       })
 
+    /** One batch: leased, worked on, settled; `undefined` when nothing was due. */
+    const nextBatch = (held: Set<HeldBatch>) =>
+      // The lease is not interruptible, and the release is registered before
+      // processing starts, so an interruption never strands leased rows.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const rows = yield* queue.lease(yield* DateTime.now, config.deleteBatchSize, config.leaseWindow).pipe(
+            Metric.trackDurationWith(StorageMetrics.leaseDuration, Duration.toSeconds)
+          )
+          if (rows.length === 0) return undefined
+          const counts = yield* restore(processBatch(rows, held)).pipe(Effect.onInterrupt(() => release(rows)))
+          return { leased: rows.length, ...counts }
+        })
+      ).pipe(
+        // One span per batch; the statements and backend calls inside are
+        // not traced one by one (a span costs about what a row does).
+        Effect.withTracerEnabled(false),
+        Effect.withSpan("DeleteWorker.batch")
+      )
+
     const runOnce: Effect.Effect<DeleteReport, SqlError> = Effect.gen(function*() {
       const held = yield* keepLeases
-      let batches = 0
-      let leased = 0
-      let deleted = 0
-      let deferred = 0
-      let deadLettered = 0
-      while (true) {
-        // The lease is not interruptible, and the release is registered before
-        // processing starts, so an interruption never strands leased rows.
-        const batch = yield* Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function*() {
-            const rows = yield* queue.lease(yield* DateTime.now, config.deleteBatchSize, config.leaseWindow).pipe(
-              Metric.trackDurationWith(StorageMetrics.leaseDuration, Duration.toSeconds)
-            )
-            if (rows.length === 0) return undefined
-            const counts = yield* restore(processBatch(rows, held)).pipe(Effect.onInterrupt(() => release(rows)))
-            return { rows, counts }
-          })
-        ).pipe(
-          // One span per batch; the statements and backend calls inside are
-          // not traced one by one (a span costs about what a row does).
-          Effect.withTracerEnabled(false),
-          Effect.withSpan("DeleteWorker.batch")
-        )
-        if (batch === undefined) break
-        const { counts, rows } = batch
-        batches++
-        leased += rows.length
-        deleted += counts.deleted
-        deferred += counts.deferred
-        deadLettered += counts.deadLettered
-        yield* Metric.incrementBy(StorageMetrics.objectsDeleted, counts.deleted)
-        yield* Metric.incrementBy(StorageMetrics.deletesDeferred, counts.deferred)
-        yield* Metric.incrementBy(StorageMetrics.deletesDeadLettered, counts.deadLettered)
-      }
-      return { batches, leased, deleted, deferred, deadLettered }
+      const report = { batches: 0, leased: 0, deleted: 0, deferred: 0, deadLettered: 0 }
+      // Each lane takes batches until one comes back empty: nothing is due.
+      const lane = Effect.gen(function*() {
+        while (true) {
+          const batch = yield* nextBatch(held)
+          if (batch === undefined) return
+          report.batches++
+          report.leased += batch.leased
+          report.deleted += batch.deleted
+          report.deferred += batch.deferred
+          report.deadLettered += batch.deadLettered
+          yield* Metric.incrementBy(StorageMetrics.objectsDeleted, batch.deleted)
+          yield* Metric.incrementBy(StorageMetrics.deletesDeferred, batch.deferred)
+          yield* Metric.incrementBy(StorageMetrics.deletesDeadLettered, batch.deadLettered)
+        }
+      })
+      const lanes = batchLanes(config.deleteConcurrency)
+      yield* lanes === 1 ? lane : Effect.all(Array.from({ length: lanes }, () => lane), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      return report as DeleteReport
     }).pipe(
       Effect.scoped,
       Metric.trackDurationWith(StorageMetrics.deleteTickDuration, Duration.toSeconds),

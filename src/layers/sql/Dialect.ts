@@ -10,7 +10,6 @@ import type * as Statement from "@effect/sql/Statement"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import { isSqlError, withTransaction } from "../../internal/transaction.js"
 
 /** @internal */
@@ -92,15 +91,33 @@ export const withRetriedTransaction =
     Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
       Option.isSome(outer)
         ? withTransaction(sql)(effect)
-        : withTransaction(sql)(effect).pipe(
-          Effect.retry({
-            while: (error) => isSqlError(error) && dialect.isRetryable(error),
-            schedule: Schedule.exponential("5 millis", 2).pipe(
-              Schedule.jittered,
-              Schedule.intersect(Schedule.recurs(20))
-            )
-          })
-        ))
+        : retryConflicts(withTransaction(sql)(effect), dialect, 0))
+
+/**
+ * Runs `effect` again after a retryable conflict (a deadlock), up to 20
+ * times, waiting 5 ms doubling, with jitter. The waits are real time, not
+ * the application's clock: they wait for the other transaction to finish.
+ */
+const retryConflicts = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  dialect: Dialect,
+  attempt: number
+): Effect.Effect<A, E, R> =>
+  Effect.catchIf(
+    effect,
+    (error) => attempt < 20 && isSqlError(error) && dialect.isRetryable(error),
+    () =>
+      Effect.zipRight(
+        realTimeDelay(Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random())),
+        retryConflicts(effect, dialect, attempt + 1)
+      )
+  )
+
+const realTimeDelay = (millis: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
 
 /** Reads a COUNT/SUM column: PostgreSQL answers int8 and numeric as strings. @internal */
 export const readNumber = (value: unknown): number => (value == null ? 0 : Number(value))
