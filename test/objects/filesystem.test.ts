@@ -30,6 +30,81 @@ objectStorageContract({
 })
 
 describe("FileSystemObjectStorage", () => {
+  it.scoped("full parts are written once, at their place: completion moves that very file into place", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const partSize = 64 * 1024
+      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
+      const mp = Option.getOrThrow(storage.multipart)
+      const data = new Uint8Array(2 * partSize + 5000).map((_, i) => (i * 7) % 251)
+      const session = yield* mp.initMultipart({ key: "big/file.bin" })
+      const parts = []
+      // out of order; the last (short) part goes to its own file
+      for (const n of [3, 1, 2]) {
+        const body = data.subarray((n - 1) * partSize, Math.min(n * partSize, data.length))
+        parts[n - 1] = yield* mp.putPart({ ...session, partNumber: n, body, size: body.length })
+      }
+      const folder = join(root, ".multipart", session.uploadId)
+      expect(readdirSync(folder).sort()).toEqual(["1.etag", "2.etag", "3.etag", "3.part", "data", "manifest.json"])
+      const dataInode = (yield* Effect.promise(() => fsp.stat(join(folder, "data")))).ino
+      const info = yield* mp.completeMultipart({
+        ...session,
+        parts: parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag }))
+      })
+      expect(info.size).toBe(data.length)
+      const object = join(root, "big", "file.bin")
+      expect((yield* Effect.promise(() => fsp.stat(object))).ino, "the object is the file the parts were written to")
+        .toBe(dataInode)
+      expect(md5(readFileSync(object))).toBe(md5(data))
+      expect(existsSync(folder)).toBe(false)
+    }))
+
+  it.scoped("a full part cut short in place leaves that part missing, to be sent again; nothing else changes", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const partSize = 64 * 1024
+      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
+      const mp = Option.getOrThrow(storage.multipart)
+      const data = new Uint8Array(2 * partSize).map((_, i) => (i * 13) % 251)
+      const session = yield* mp.initMultipart({ key: "cut/file.bin" })
+      const first = yield* mp.putPart({ ...session, partNumber: 1, body: data.subarray(0, partSize), size: partSize })
+      // part 1 again, but the body fails half-way: the old part 1 is gone, not half-replaced
+      const failing = Stream.concat(Stream.make(data.subarray(0, 1000)), Stream.fail("cut" as const))
+      const cut = yield* Effect.flip(mp.putPart({ ...session, partNumber: 1, body: failing, size: partSize }))
+      expect(cut).toBe("cut")
+      const folder = join(root, ".multipart", session.uploadId)
+      expect(existsSync(join(folder, "1.etag"))).toBe(false)
+      const second = yield* mp.putPart({ ...session, partNumber: 2, body: data.subarray(partSize), size: partSize })
+      const missing = yield* Effect.flip(mp.completeMultipart({
+        ...session,
+        parts: [{ partNumber: 1, etag: first.etag }, { partNumber: 2, etag: second.etag }]
+      }))
+      expect(missing._tag).toBe("PartETagMismatch")
+      const again = yield* mp.putPart({ ...session, partNumber: 1, body: data.subarray(0, partSize), size: partSize })
+      expect(again.etag).toBe(first.etag)
+      yield* mp.completeMultipart({
+        ...session,
+        parts: [{ partNumber: 1, etag: again.etag }, { partNumber: 2, etag: second.etag }]
+      })
+      expect(md5(readFileSync(join(root, "cut", "file.bin")))).toBe(md5(data))
+    }))
+
+  it.scoped("a completion cut short after the object moved into place: the retry finds the session done", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const partSize = 64 * 1024
+      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
+      const mp = Option.getOrThrow(storage.multipart)
+      const session = yield* mp.initMultipart({ key: "done/file.bin" })
+      const part = yield* mp.putPart({ ...session, partNumber: 1, body: new Uint8Array(partSize), size: partSize })
+      // as if a crash had come after `data` moved into place, and the session was put back
+      const folder = join(root, ".multipart", session.uploadId)
+      renameSync(join(folder, "data"), join(root, "moved-away"))
+      const retry = yield* Effect.flip(mp.completeMultipart({ ...session, parts: [part] }))
+      expect(retry._tag).toBe("UploadSessionNotFound")
+      expect(existsSync(folder), "what was left of the session is gone").toBe(false)
+    }))
+
   it.scoped("defaults to 4 MiB parts and no part count limit", () =>
     Effect.gen(function*() {
       const storage = yield* FileSystemObjectStorage.make({ root: yield* tempRoot })

@@ -15,7 +15,12 @@
  * - `.tmp/`: bodies being written; each lands in place with one `rename`,
  *   so a reader sees the old object or the new one whole, never a part.
  * - `.multipart/<uploadId>/`: open sessions: `manifest.json` (key, content
- *   type, metadata), `<n>.part` and `<n>.etag` per part.
+ *   type, metadata, part size), `data` and `<n>.etag` per part. A part of
+ *   exactly the part size is written once, straight into `data` at its
+ *   final offset; any other part (the last one, usually) goes to its own
+ *   `<n>.part`. Completion then appends at most that one short part and
+ *   moves `data` into place: the object is not written a second time. A
+ *   session of other shapes (parts of other sizes) is assembled by copying.
  *
  * Bodies are streamed to and from disk; no object or part is held whole in
  * memory. `ObjectStorage.make` checks every key (`Naming.keyProblem`), so
@@ -37,7 +42,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash, randomUUID } from "node:crypto"
-import type { Stats } from "node:fs"
+import { createReadStream, type Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { dirname, join, resolve, sep } from "node:path"
 import {
@@ -216,13 +221,19 @@ const Manifest = Schema.Struct({
   key: Schema.String,
   contentType: Schema.String,
   metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
-  initiated: Schema.Number
+  initiated: Schema.Number,
+  /** The size of the parts written into `data` (absent in sessions made before there was `data`). */
+  partSize: Schema.optional(Schema.Number)
 })
 type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
 
 const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
   const withKeyLock = makeStripedLocks(64)
+  // Within this process, part writers share a session and its completion
+  // (or abort) has it alone, so no part lands in `data` while it is linked
+  // into place.
+  const sessionWriters = makeStripedSemaphores(64, sessionPermits)
 
   const readSidecar = (key: string, size: number) =>
     Effect.map(
@@ -438,12 +449,14 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
         key: input.key,
         contentType: input.contentType,
         metadata: { ...input.metadata },
-        initiated: Date.now()
+        initiated: Date.now(),
+        partSize
       }
       // Built aside and renamed in, so a session folder always has its manifest.
       const staging = paths.temp()
       yield* fsCall("initMultipart", async () => {
         await fsp.mkdir(staging)
+        await fsp.writeFile(join(staging, "data"), "")
         await fsp.writeFile(join(staging, "manifest.json"), JSON.stringify(manifest))
         await fsp.rename(staging, paths.session(uploadId))
       }).pipe(Effect.onError(() => removeQuietly(staging)))
@@ -451,17 +464,68 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
     })
 
   const putPart = <E>(input: DriverPutPartInput<E>) =>
-    Effect.zipRight(
+    Effect.flatMap(
       openSession(input.uploadId, input.key),
-      withBodyInTempFile("putPart", bodyStream(input.body), (file) =>
-        storePart(input.uploadId, input.partNumber, file.path, file.md5).pipe(
-          Effect.as({ partNumber: input.partNumber, etag: file.md5, size: file.size })
-        ))
+      (manifest) =>
+        manifest.partSize !== undefined && input.size === manifest.partSize
+          ? sessionWriters(input.uploadId, 1)(
+            withKeyLock(`${input.uploadId}#${input.partNumber}`)(
+              writePartInPlace(input, manifest.partSize)
+            )
+          )
+          : withBodyInTempFile("putPart", bodyStream(input.body), (file) =>
+            storePart(input.uploadId, input.partNumber, file.path, file.md5).pipe(
+              Effect.as({ partNumber: input.partNumber, etag: file.md5, size: file.size })
+            ))
     )
 
   /**
-   * Moves a written part and its ETag into the session folder. Never
-   * creates the folder: when it is gone, the session was closed meanwhile.
+   * Writes a part of exactly the part size into `data` at its offset. The
+   * part's record goes first and comes back last, so a write cut short
+   * leaves the part missing (to be sent again), never a record over other
+   * bytes.
+   */
+  const writePartInPlace = <E>(input: DriverPutPartInput<E>, size: number) =>
+    Effect.gen(function*() {
+      const folder = paths.session(input.uploadId)
+      const { partNumber } = input
+      yield* fsCall("putPart", async () => {
+        await ifExists(fsp.unlink(join(folder, `${partNumber}.etag`)))
+        await ifExists(fsp.unlink(join(folder, `${partNumber}.part`)))
+      })
+      const handle = yield* fsCall("putPart", () => ifExists(fsp.open(join(folder, "data"), "r+")))
+      if (handle === undefined) return yield* sessionNotFound(input.uploadId)
+      const md5 = yield* Effect.gen(function*() {
+        const hash = createHash("md5")
+        yield* writeAt(
+          "putPart",
+          handle,
+          (partNumber - 1) * size,
+          bodyStream(input.body),
+          (bytes) => hash.update(bytes)
+        )
+        yield* fsCall("putPart", () => handle.datasync())
+        return hash.digest("hex")
+      }).pipe(Effect.ensuring(closeQuietly(handle)))
+      yield* recordETag(input.uploadId, partNumber, md5)
+      return { partNumber, etag: md5, size }
+    })
+
+  /** Puts a part's ETag record in place; `UploadSessionNotFound` when the session was closed meanwhile. */
+  const recordETag = (uploadId: string, partNumber: number, etag: string) =>
+    Effect.acquireUseRelease(
+      Effect.sync(paths.temp),
+      (etagPath) =>
+        fsCall("putPart", async () => {
+          await fsp.writeFile(etagPath, etag, { flag: "wx" })
+          return renameIfPresent(etagPath, join(paths.session(uploadId), `${partNumber}.etag`))
+        }).pipe(Effect.flatMap((moved) => moved ? Effect.void : Effect.fail(sessionNotFound(uploadId)))),
+      removeQuietly
+    )
+
+  /**
+   * Moves a part written on its own and its ETag into the session folder.
+   * Never creates the folder: when it is gone, the session was closed meanwhile.
    */
   const storePart = (uploadId: string, partNumber: number, partPath: string, etag: string) =>
     Effect.acquireUseRelease(
@@ -476,58 +540,123 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
       removeQuietly
     )
 
+  /** The stored parts of a session folder: those in `data` (no `.part` file) and those on their own. */
+  const readParts = (folder: string, manifest: Manifest) =>
+    fsCall("completeMultipart", async () => {
+      const parts = new Map<number, StoredPart & { readonly inPlace: boolean }>()
+      for (const name of (await ifExists(fsp.readdir(folder))) ?? []) {
+        const match = /^(\d+)\.etag$/.exec(name)
+        if (match === null) continue
+        const partNumber = Number(match[1])
+        const etag = await ifExists(fsp.readFile(join(folder, name), "utf8"))
+        if (etag === undefined) continue
+        const own = await ifExists(fsp.stat(join(folder, `${partNumber}.part`)))
+        if (own !== undefined) parts.set(partNumber, { etag, size: own.size, inPlace: false })
+        else if (manifest.partSize !== undefined) {
+          parts.set(partNumber, { etag, size: manifest.partSize, inPlace: true })
+        }
+      }
+      return parts
+    })
+
   /** Every part stored in an open session, with its size and ETag. */
   const storedParts = (input: MultipartSession) =>
-    Effect.zipRight(
+    Effect.flatMap(
       openSession(input.uploadId, input.key),
-      fsCall("completeMultipart", async () => {
-        const folder = paths.session(input.uploadId)
-        const parts = new Map<number, StoredPart>()
-        for (const name of (await ifExists(fsp.readdir(folder))) ?? []) {
-          const match = /^(\d+)\.part$/.exec(name)
-          if (match === null) continue
-          const stat = await ifExists(fsp.stat(join(folder, name)))
-          const etag = await ifExists(fsp.readFile(join(folder, `${match[1]}.etag`), "utf8"))
-          if (stat !== undefined && etag !== undefined) parts.set(Number(match[1]), { size: stat.size, etag })
-        }
-        return parts
-      })
+      (manifest) => readParts(paths.session(input.uploadId), manifest)
     )
 
   /**
    * Streams the parts, in order, into a new file, checking each part's MD5
-   * against its ETag on the way: a part replaced after the checks is caught.
+   * against its ETag on the way. For sessions whose parts are not laid out
+   * in `data`.
    */
-  const assembleParts = (path: string, uploadId: string, parts: ReadonlyArray<PartRef>) =>
+  const assembleByCopy = (
+    path: string,
+    folder: string,
+    parts: ReadonlyArray<PartRef>,
+    stored: ReadonlyMap<number, { readonly inPlace: boolean; readonly size: number }>,
+    manifest: Manifest
+  ) =>
     Effect.acquireUseRelease(
       fsCall("completeMultipart", () => fsp.open(path, "wx")),
       (handle) =>
         Effect.gen(function*() {
           for (const { etag, partNumber } of parts) {
             const hash = createHash("md5")
-            const bytes = fileStream("completeMultipart", join(paths.session(uploadId), `${partNumber}.part`))
+            const part = stored.get(partNumber)!
+            const bytes = part.inPlace
+              ? fileRange("completeMultipart", join(folder, "data"), (partNumber - 1) * manifest.partSize!, part.size)
+              : fileStream("completeMultipart", join(folder, `${partNumber}.part`))
             yield* appendToFile("completeMultipart", handle, bytes, (b) => hash.update(b))
             if (hash.digest("hex") !== unquoteETag(etag)) {
               return yield* new PartETagMismatch({ message: `part ${partNumber} changed during completion` })
             }
           }
-          const stat = yield* fsCall("completeMultipart", () => handle.stat())
           yield* fsCall("completeMultipart", () => handle.datasync())
-          return stat.size
+          return (yield* fsCall("completeMultipart", () => handle.stat())).size
         }),
       closeQuietly
     )
 
-  const completeMultipart = (input: CompleteMultipartInput) =>
+  /**
+   * Makes `data` the object's bytes when every part but the last lies in it:
+   * the last part is appended when it was written on its own (at most one
+   * part copied) and the file cut to its length; it is then moved into
+   * place as it is.
+   */
+  const assembleInPlace = (
+    folder: string,
+    parts: ReadonlyArray<PartRef>,
+    stored: ReadonlyMap<number, { readonly inPlace: boolean; readonly size: number }>,
+    manifest: Manifest
+  ) =>
     Effect.gen(function*() {
+      const last = parts[parts.length - 1]!.partNumber
+      const lastPart = stored.get(last)!
+      const size = (last - 1) * manifest.partSize! + lastPart.size
+      const data = join(folder, "data")
+      const handle = yield* fsCall("completeMultipart", () => ifExists(fsp.open(data, "r+")))
+      // Moved into place by a completion that a crash cut short before it
+      // removed the session: the object is there (the caller checks it), and
+      // what is left of the session goes.
+      if (handle === undefined) {
+        yield* removeQuietly(folder)
+        return yield* new UploadSessionNotFound({ message: "the upload was completed already" })
+      }
+      yield* Effect.gen(function*() {
+        if (!lastPart.inPlace) {
+          const bytes = fileStream("completeMultipart", join(folder, `${last}.part`))
+          yield* writeAt("completeMultipart", handle, (last - 1) * manifest.partSize!, bytes, () => {})
+        }
+        yield* fsCall("completeMultipart", () => handle.truncate(size))
+        yield* fsCall("completeMultipart", () => handle.datasync())
+      }).pipe(Effect.ensuring(closeQuietly(handle)))
+      return size
+    })
+
+  const completeMultipart = (input: CompleteMultipartInput) =>
+    sessionWriters(input.uploadId, sessionPermits)(Effect.gen(function*() {
       const manifest = yield* openSession(input.uploadId, input.key)
+      // Taken aside first: from here no other completion or abort can have it.
+      const aside = yield* takeSessionAside("completeMultipart", input.uploadId)
+      if (aside === undefined) return yield* sessionNotFound(input.uploadId)
       return yield* Effect.acquireUseRelease(
         Effect.sync(paths.temp),
         (assembled) =>
           Effect.gen(function*() {
-            const size = yield* assembleParts(assembled, input.uploadId, input.parts)
-            const aside = yield* takeSessionAside("completeMultipart", input.uploadId)
-            if (aside === undefined) return yield* sessionNotFound(input.uploadId)
+            // Checked again now that no part can change: the records match the manifest given.
+            const stored = yield* readParts(aside, manifest)
+            for (const { etag, partNumber } of input.parts) {
+              if (stored.get(partNumber)?.etag !== unquoteETag(etag)) {
+                return yield* new PartETagMismatch({ message: `part ${partNumber} changed before completion` })
+              }
+            }
+            const inPlace = manifest.partSize !== undefined &&
+              input.parts.slice(0, -1).every(({ partNumber }) => stored.get(partNumber)!.inPlace)
+            const size = inPlace
+              ? yield* assembleInPlace(aside, input.parts, stored, manifest)
+              : yield* assembleByCopy(assembled, aside, input.parts, stored, manifest)
             const sidecar: Sidecar = {
               key: input.key,
               etag: multipartETag(input.parts.map((part) => unquoteETag(part.etag))),
@@ -535,25 +664,30 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
               contentType: manifest.contentType,
               metadata: manifest.metadata
             }
-            const info = yield* commitObject("completeMultipart", input.key, assembled, sidecar).pipe(
-              // Put the session back so the caller may retry.
-              Effect.onError(() => ignoreFailure(fsp.rename(aside, paths.session(input.uploadId))))
+            const info = yield* commitObject(
+              "completeMultipart",
+              input.key,
+              inPlace ? join(aside, "data") : assembled,
+              sidecar
             )
             yield* removeQuietly(aside)
             return info
-          }),
+          }).pipe(
+            // Put the session back so the caller may retry.
+            Effect.onError(() => ignoreFailure(fsp.rename(aside, paths.session(input.uploadId))))
+          ),
         removeQuietly
       )
-    })
+    }))
 
   const abortMultipart = (input: MultipartSession) =>
-    Effect.gen(function*() {
+    sessionWriters(input.uploadId, sessionPermits)(Effect.gen(function*() {
       const manifest = yield* readManifest(input.uploadId)
       // Unknown, closed or someone else's session: nothing to abort.
       if (Option.isNone(manifest) || manifest.value.key !== input.key) return
       const aside = yield* takeSessionAside("abortMultipart", input.uploadId)
       if (aside !== undefined) yield* removeQuietly(aside)
-    })
+    }))
 
   const listMultipartUploads = (prefix = ""): Stream.Stream<MultipartUploadSummary, StorageBackendError> =>
     Stream.unwrap(Effect.gen(function*() {
@@ -695,6 +829,47 @@ const makeStripedLocks = (stripes: number) => {
   const semaphores = Array.from({ length: stripes }, () => Effect.unsafeMakeSemaphore(1))
   return (key: string) => semaphores[hashString(key) % stripes]!.withPermits(1)
 }
+
+/** The permits of a session's semaphore: a part writer takes one, completion and abort take all. */
+const sessionPermits = 64
+
+/** Per-key semaphores of `permits` permits from a fixed set of stripes (see `makeStripedLocks`). */
+const makeStripedSemaphores = (stripes: number, permits: number) => {
+  const semaphores = Array.from({ length: stripes }, () => Effect.unsafeMakeSemaphore(permits))
+  return (key: string, take: number) => semaphores[hashString(key) % stripes]!.withPermits(take)
+}
+
+/** Writes a stream into an open file from `position` on, showing each written buffer to `onBytes`. */
+const writeAt = <E>(
+  operation: string,
+  handle: fsp.FileHandle,
+  position: number,
+  body: Stream.Stream<Uint8Array, E>,
+  onBytes: (bytes: Uint8Array) => void
+): Effect.Effect<void, E | StorageBackendError> =>
+  Effect.suspend(() => {
+    let at = position
+    return Stream.runForEachChunk(body, (chunk) => {
+      const arrays = [...chunk]
+      const bytes = arrays.length === 1 ? arrays[0]! : Buffer.concat(arrays)
+      onBytes(bytes)
+      const offset = at
+      at += bytes.byteLength
+      return fsCall(operation, async () => {
+        let written = 0
+        while (written < bytes.byteLength) {
+          written += (await handle.write(bytes, written, bytes.byteLength - written, offset + written)).bytesWritten
+        }
+      })
+    })
+  })
+
+/** `length` bytes of a file from `start`, as a stream. */
+const fileRange = (operation: string, path: string, start: number, length: number) =>
+  NodeStream.fromReadable<StorageBackendError>(
+    () => createReadStream(path, { start, end: start + length - 1 }),
+    (cause) => fsFailure(operation, cause)
+  )
 
 const hashString = (text: string): number => {
   let hash = 0x811c9dc5
