@@ -25,6 +25,7 @@ export default [
   {
     ignores: [
       "**/dist",
+      "**/build",
       "**/node_modules",
       "**/data",
       "**/coverage",

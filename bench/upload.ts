@@ -36,6 +36,7 @@ import {
 import { createDatabase, pgVersion, waitForServers } from "./lib/db.js"
 import { exportRevision } from "./lib/library.js"
 import {
+  apiSmallFiles,
   apiUpload,
   createBucket,
   deleteBucket,
@@ -46,6 +47,7 @@ import {
   proxyUpload,
   s3,
   s3Client,
+  sdkSmallFiles,
   sdkUpload,
   sourceFile,
   startExampleServer,
@@ -62,6 +64,9 @@ const concurrency = Number(flags.options.get("concurrency") ?? 4)
 const only = flags.options.get("sides")?.split(",")
 /** `--profile=DIR`: CPU profiles of the example servers (node --cpu-prof). */
 const profileDir = flags.options.get("profile")
+/** Small files: `--small-files=N` of `--small-size=BYTES` (10 KB), through the API and straight to the bucket. */
+const smallCount = Number(flags.options.get("small-files") ?? (flags.quick ? 200 : 1000))
+const smallSize = Number(flags.options.get("small-size") ?? 10_000)
 /** `--baseline=REV`: also the example server as of git revision REV. */
 const baselineRev = flags.options.get("baseline")
 
@@ -119,6 +124,13 @@ const main = async () => {
       label: "effect-storage API (example server, S3 backend)",
       group: "s3",
       run: () => timed(() => apiUpload(s3Server.url, file, size, concurrency))
+    },
+    {
+      // tus-js-client sends one PATCH at a time (@tus/s3-store has no concatenation): the API at 1 part too.
+      id: "api-s3-x1",
+      label: "effect-storage API (example server, S3 backend), 1 part at a time",
+      group: "s3",
+      run: () => timed(() => apiUpload(s3Server.url, file, size, 1))
     },
     ...(baselineS3 === undefined ? [] : [{
       id: "api-s3-baseline",
@@ -183,6 +195,7 @@ const main = async () => {
     }
   ].filter((side) => only === undefined || only.includes(side.id)) as Array<Side>
   const times = new Map<string, Array<number>>(sides.map((side) => [side.id, []]))
+  const smallRates = new Map<string, Array<number>>([["api", []], ["sdk", []], ["api-baseline", []]])
   try {
     for (let run = 0; run < flags.runs; run++) {
       for (const side of sides) {
@@ -203,6 +216,25 @@ const main = async () => {
           }
           await rm(copyDir, { recursive: true, force: true })
           await mkdir(copyDir, { recursive: true })
+        }
+      }
+    }
+    // Small files: every upload is a full exchange with the API (open, one part, complete).
+    if (smallCount > 0) {
+      const small = new Uint8Array(smallSize).map((_, i) => i % 251)
+      const smallSides: Array<readonly [string, () => Promise<unknown>]> = [
+        ["api", () => apiSmallFiles(s3Server.url, smallCount, small, concurrency)],
+        ["sdk", () => sdkSmallFiles(client, bucket, `small/${n++}/`, smallCount, small, concurrency)],
+        ...(baselineS3 === undefined
+          ? []
+          : [["api-baseline", () => apiSmallFiles(baselineS3.url, smallCount, small, concurrency)] as const])
+      ]
+      for (let run = 0; run < flags.runs; run++) {
+        for (const [id, upload] of smallSides) {
+          const ms = await timed(() => upload())
+          smallRates.get(id)!.push(smallCount / (ms / 1000))
+          log(`run ${run + 1}/${flags.runs} small ${id}: ${fmt(smallCount / (ms / 1000), 0)} files/s`)
+          await emptyBucket(client, bucket)
         }
       }
     }
@@ -237,6 +269,32 @@ const main = async () => {
       side.id === reference(side.group) ? "1.00x (baseline)" : fmtRatio(pairedRatio(ours, values))
     ])
   }
+  const x1 = throughput("api-s3-x1")
+  const tusSide = throughput("tus")
+  const sameParallelism = x1.length > 0 && tusSide.length > 0
+    ? `\n\nAt the same parallelism as tus (one part or PATCH at a time): the API ${
+      fmtSpread(spread(x1), 1)
+    } MiB/s, tus ${fmtSpread(spread(tusSide), 1)} MiB/s: ${fmtRatio(pairedRatio(x1, tusSide))}.`
+    : ""
+  const smallApi = smallRates.get("api")!
+  const smallTable = smallCount === 0 ? "" : "\n\n" + [
+    `${smallCount} files of ${smallSize.toLocaleString("en-US")} bytes, ${concurrency} at a time; files per second ` +
+    "(the API: open, one part, complete, each file; the SDK: one PutObject straight to the bucket):",
+    "",
+    table(["upload path", "files/s", "effect-storage API vs this"], [
+      ["effect-storage API (example server, S3 backend)", fmtSpread(spread(smallApi), 0), "1.00x (baseline)"],
+      ...(smallRates.get("api-baseline")!.length === 0 ? [] : [[
+        `effect-storage API as of ${baselineRev} (before)`,
+        fmtSpread(spread(smallRates.get("api-baseline")!), 0),
+        fmtRatio(pairedRatio(smallApi, smallRates.get("api-baseline")!))
+      ]]),
+      [
+        "AWS SDK PutObject, direct",
+        fmtSpread(spread(smallRates.get("sdk")!), 0),
+        fmtRatio(pairedRatio(smallApi, smallRates.get("sdk")!))
+      ]
+    ])
+  ].join("\n")
   const body = [
     `${size / mib} MiB from a file on disk, ${partSize / mib} MiB parts, ${concurrency} parts at once ` +
     `(tus: one ${partSize / mib} MiB PATCH after the other: @tus/s3-store has no concatenation extension, so ` +
@@ -245,7 +303,7 @@ const main = async () => {
     "the S3 client settings are forcePathStyle, us-east-1, requestChecksumCalculation WHEN_REQUIRED everywhere. " +
     "The ratio is the storage API's MiB/s over the other side's, per run (above 1 means the API is faster).",
     "",
-    table(["target", "upload path", "MiB/s", "effect-storage API vs this"], rows)
+    table(["target", "upload path", "MiB/s", "effect-storage API vs this"], rows) + sameParallelism + smallTable
   ].join("\n")
   record({
     benchmark: "bench:upload",

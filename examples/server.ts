@@ -8,8 +8,8 @@
  */
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -84,6 +84,30 @@ const HttpLive = Layer.unwrapEffect(Effect.gen(function*() {
 }))
 
 /**
+ * The API docs page (Swagger UI), loaded on its first request: its bundled
+ * script weighs about 20 MB of a server's memory, which an idle server
+ * should not carry for a page few open.
+ */
+const DocsLive = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const api = yield* HttpApi.Api
+    const scope = yield* Effect.scope
+    const docs = yield* Effect.cached(Effect.gen(function*() {
+      const HttpApiSwagger = yield* Effect.promise(() => import("@effect/platform/HttpApiSwagger"))
+      const context = yield* Layer.buildWithScope(
+        HttpApiSwagger.layer({ path: "/docs" }).pipe(
+          Layer.provideMerge(HttpApiBuilder.Router.Live),
+          Layer.provide(Layer.succeed(HttpApi.Api, api))
+        ),
+        scope
+      )
+      return yield* Effect.provide(HttpApiBuilder.Router.router, context)
+    }))
+    yield* router.get("/docs", Effect.flatMap(docs, (docsRouter) => docsRouter))
+  })
+)
+
+/**
  * The largest request body read whole (JSON payloads): 1 MiB. Part uploads
  * are streamed and limited by the part size instead. Without it, handlers
  * run with no limit at all and buffer any JSON body whole.
@@ -94,7 +118,7 @@ const MaxBodySizeLive = Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.so
 // earlier would wait, unanswered, until its handler exists.
 const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(MaxBodySizeLive),
-  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(DocsLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),
   Layer.provide(ApiLive),

@@ -120,11 +120,21 @@ export const commandOutput = (command: string, args: ReadonlyArray<string>): str
   }
 }
 
+/**
+ * The commit the run measures, read when the run starts (a commit made while
+ * it runs does not change what it measured), marked when the tree had
+ * changes not committed (bench/RESULTS.md aside, which runs append to).
+ */
 export const gitRevision = (): string => {
   const rev = commandOutput("git", ["-C", repoDir, "rev-parse", "--short", "HEAD"]) ?? "unknown"
-  const dirty = commandOutput("git", ["-C", repoDir, "status", "--porcelain", "--", "src"])
-  return dirty === undefined || dirty === "" ? rev : `${rev} + uncommitted changes in src/`
+  const dirty = (commandOutput("git", ["-C", repoDir, "status", "--porcelain", "--untracked-files=no"]) ?? "")
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !line.endsWith("bench/RESULTS.md"))
+  return dirty.length === 0 ? rev : `${rev} + uncommitted changes (${dirty.length} files): not a committed state`
 }
+
+/** `gitRevision()` as of the start of this run. */
+export const revisionAtStart = gitRevision()
 
 // ---- results ----
 
@@ -143,7 +153,7 @@ export const record = (section: Section): void => {
     `## ${section.benchmark}: ${now.toISOString().replace(/\.\d+Z$/, "Z")}${section.flags.quick ? " (quick)" : ""}`,
     "",
     `- Machine: ${machine()}`,
-    `- Code: effect-storage ${gitRevision()}`,
+    `- Code: effect-storage ${revisionAtStart} (at the start of the run)`,
     `- Packages: ${versions(section.versions)}`,
     ...(section.servers === undefined || section.servers.length === 0
       ? []

@@ -11,13 +11,23 @@ import {
   DeleteObjectsCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
   UploadPartCommand
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
 import { type ChildProcess, execFile } from "node:child_process"
 import { randomBytes, randomFillSync } from "node:crypto"
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, statSync, writeSync } from "node:fs"
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeSync
+} from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
@@ -179,15 +189,28 @@ const freePort = () =>
 export const benchToken = "bench-token"
 
 /**
+ * The Node flags `npm start` runs the example server with (read from
+ * package.json's start script), for running every server of a benchmark
+ * the same way.
+ */
+export const startFlags: ReadonlyArray<string> = (JSON.parse(
+  readFileSync(join(repoDir, "package.json"), "utf8")
+) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((word) => word.startsWith("--"))
+
+/**
  * examples/server.ts compiled ahead of time into one ES module (esbuild, the
  * packages left as imports), as a deployment would run it instead of tsx.
  * Written under node_modules/.cache so that the packages resolve.
  */
-export const compiledExampleServer = async (): Promise<string> => {
+export const compiledExampleServer = (): Promise<string> =>
+  compileServer(join(repoDir, "examples", "server.ts"), "server")
+
+/** A server module compiled the way `npm start` compiles the example (see scripts/build-example.mjs). */
+export const compileServer = async (entry: string, name: string): Promise<string> => {
   const { build } = await import("esbuild")
-  const outfile = join(repoDir, "node_modules", ".cache", "effect-storage-bench", "server.mjs")
+  const outfile = join(repoDir, "node_modules", ".cache", "effect-storage-bench", `${name}.mjs`)
   await build({
-    entryPoints: [join(repoDir, "examples", "server.ts")],
+    entryPoints: [entry],
     bundle: true,
     platform: "node",
     format: "esm",
@@ -239,19 +262,33 @@ export const startExampleServer = async (
   return { process: child, url, stop: () => stopProcess(child, 10_000) }
 }
 
+/** How a peer server runs: through tsx (the default), or compiled (`compileServer`) with these Node flags. */
+export interface PeerStart {
+  readonly compiled?: boolean | undefined
+  readonly execArgv?: ReadonlyArray<string> | undefined
+}
+
 /** bench/upload/tus-server.ts: @tus/server + @tus/s3-store in front of the same S3 server. */
-export const startTusServer = (bucket: string): Promise<Server> =>
-  startPeerServer("tus", "tus-server.ts", { TUS_BUCKET: bucket, TUS_PART_SIZE: String(partSize) })
+export const startTusServer = (bucket: string, start: PeerStart = {}): Promise<Server> =>
+  startPeerServer("tus", "tus-server.ts", { TUS_BUCKET: bucket, TUS_PART_SIZE: String(partSize) }, start)
 
 /** bench/upload/proxy-server.ts: a bare pass-through server, the floor for a server in the middle. */
-export const startProxyServer = (bucket: string): Promise<Server> =>
-  startPeerServer("proxy", "proxy-server.ts", { PROXY_BUCKET: bucket })
+export const startProxyServer = (bucket: string, start: PeerStart = {}): Promise<Server> =>
+  startPeerServer("proxy", "proxy-server.ts", { PROXY_BUCKET: bucket }, start)
 
 /** A server of bench/upload/ as its own process, pointed at the S3 server. */
-const startPeerServer = async (name: string, module: string, env: NodeJS.ProcessEnv): Promise<Server> => {
+const startPeerServer = async (
+  name: string,
+  module: string,
+  env: NodeJS.ProcessEnv,
+  start: PeerStart
+): Promise<Server> => {
   const port = await freePort()
   const logFile = join(workDir, `${name}-${port}.log`)
-  const child = spawnTs(join(benchDir, "upload", module), [], {
+  const entry = join(benchDir, "upload", module)
+  const compiled = start.compiled === true ? await compileServer(entry, `peer-${name}`) : undefined
+  const options: Parameters<typeof spawnNode>[2] = {
+    execArgv: start.execArgv ?? [],
     env: {
       PORT: String(port),
       S3_ENDPOINT: s3.endpoint,
@@ -260,7 +297,8 @@ const startPeerServer = async (name: string, module: string, env: NodeJS.Process
       ...env
     },
     stdio: openSync(logFile, "a")
-  })
+  }
+  const child = compiled === undefined ? spawnTs(entry, [], options) : spawnNode(compiled, [], options)
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, 60_000, child)
   log(`${name} server pid ${child.pid} on ${url}`)
@@ -279,7 +317,7 @@ const request = (
   method: string,
   url: string,
   headers: http.OutgoingHttpHeaders,
-  body?: string | Readable
+  body?: string | Uint8Array | Readable
 ): Promise<Reply> =>
   new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent }, (res) => {
@@ -290,9 +328,75 @@ const request = (
     })
     req.on("error", reject)
     if (body === undefined) req.end()
-    else if (typeof body === "string") req.end(body)
+    else if (typeof body === "string" || body instanceof Uint8Array) req.end(body)
     else body.pipe(req)
   })
+
+/**
+ * Small files through the storage API, `concurrency` uploads at once, each
+ * the full exchange (open, one part, complete). Answers the keys.
+ */
+export const apiSmallFiles = async (
+  baseUrl: string,
+  count: number,
+  bytes: Uint8Array,
+  concurrency: number
+): Promise<Array<string>> => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  const auth = { authorization: `Bearer ${benchToken}` }
+  const keys: Array<string> = []
+  let next = 0
+  const one = async () => {
+    const opened = await request(
+      agent,
+      "POST",
+      `${baseUrl}/storage/uploads`,
+      { ...auth, "content-type": "application/json" },
+      JSON.stringify({ filename: "avatar.png", size: bytes.length, contentType: "image/png" })
+    )
+    if (opened.status !== 201) throw new Error(`POST /storage/uploads: ${opened.status} ${opened.body}`)
+    const ticket = JSON.parse(opened.body) as { claimId: string; key: string }
+    const part = await request(
+      agent,
+      "PUT",
+      `${baseUrl}/storage/uploads/${ticket.claimId}/parts/1`,
+      { ...auth, "content-type": "application/octet-stream", "content-length": bytes.length },
+      bytes
+    )
+    if (part.status !== 200) throw new Error(`PUT part: ${part.status} ${part.body}`)
+    const done = await request(agent, "POST", `${baseUrl}/storage/uploads/${ticket.claimId}/complete`, auth)
+    if (done.status !== 200) throw new Error(`POST complete: ${done.status} ${done.body}`)
+    keys.push(ticket.key)
+  }
+  try {
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next++ < count) await one()
+    }))
+    return keys
+  } finally {
+    agent.destroy()
+  }
+}
+
+/** The same small files straight to the bucket with the SDK's PutObject, `concurrency` at once. */
+export const sdkSmallFiles = async (
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  count: number,
+  bytes: Uint8Array,
+  concurrency: number
+): Promise<void> => {
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < count) {
+      const i = next++
+      await client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${i}.png`, Body: bytes, ContentType: "image/png" })
+      )
+    }
+  }))
+}
 
 /**
  * Uploads `length` bytes of `file` (from offset 0) through the storage API:
