@@ -25,9 +25,7 @@ import {
   InvalidObjectKey,
   type ObjectNotFound,
   type ObjectStorageError,
-  type PartETagMismatch,
   type PartNumberOutOfRange,
-  type PartTooSmall,
   StorageBackendError,
   type UploadSessionNotFound
 } from "../schema/Errors.js"
@@ -250,13 +248,7 @@ export interface Multipart {
  * @since 0.1.0
  * @category models
  */
-export type CompleteError =
-  | UploadSessionNotFound
-  | PartETagMismatch
-  | PartTooSmall
-  | PartNumberOutOfRange
-  | InvalidObjectKey
-  | StorageBackendError
+export type CompleteError = Exclude<ObjectStorageError, ObjectNotFound>
 
 /**
  * A provider-neutral object backend: S3, the local filesystem, or memory.
