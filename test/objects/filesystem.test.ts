@@ -6,11 +6,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { currentOwner, ownerToken } from "../../src/internal/owner.js"
 import * as FileSystemObjectStorage from "../../src/layers/objects/FileSystemObjectStorage.js"
 import { failureTag, listAll, md5, objectStorageContract, readText, text } from "./contract.js"
 
@@ -308,6 +310,50 @@ describe("FileSystemObjectStorage", () => {
       expect(info.size).toBe(6)
       expect(yield* readText((yield* restarted.getObject({ key: "crash/a.bin" })).body)).toBe("abcdef")
       expect(readdirSync(join(root, ".tmp"))).toEqual([])
+    }))
+
+  it.scoped("a session taken aside is put back only when its owner is gone", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const storage = yield* FileSystemObjectStorage.make({ root, partSize: 4 })
+      const mp = Option.getOrThrow(storage.multipart)
+      const self = currentOwner(Date.now())
+      const dead = yield* Effect.promise(() =>
+        new Promise<number>((done) => {
+          const child = spawn(process.execPath, ["-e", ""])
+          child.on("exit", () => done(child.pid!))
+        })
+      )
+      const otherHost = "0123456789abcdef" === self.host ? "fedcba9876543210" : "0123456789abcdef"
+      const hour = FileSystemObjectStorage.staleClosingAge
+      const cases = {
+        thisProcess: { owner: self, putBack: false },
+        deadPid: { owner: { ...self, pid: dead }, putBack: true },
+        // the same pid, started at another time: the owner is gone and its pid reused
+        restartedPid: { owner: { ...self, start: self.start + 1 }, putBack: true },
+        rebootedHost: { owner: { ...self, boot: self.boot === "00000000" ? "11111111" : "00000000" }, putBack: true },
+        otherHostRecent: { owner: { ...self, host: otherHost, at: Date.now() - hour + 60_000 }, putBack: false },
+        otherHostStale: { owner: { ...self, host: otherHost, at: Date.now() - hour - 60_000 }, putBack: true }
+      }
+      const sessions = new Map<string, string>()
+      for (const [name, { owner }] of Object.entries(cases)) {
+        const { uploadId } = yield* mp.initMultipart({ key: `owners/${name}` })
+        sessions.set(name, uploadId)
+        renameSync(
+          join(root, ".multipart", uploadId),
+          join(root, ".tmp", `${uploadId}.${randomUUID()}.${ownerToken(owner)}.closing`)
+        )
+      }
+      yield* FileSystemObjectStorage.make({ root, partSize: 4 })
+      for (const [name, { putBack }] of Object.entries(cases)) {
+        expect([name, existsSync(join(root, ".multipart", sessions.get(name)!))]).toEqual([name, putBack])
+      }
+      expect(readdirSync(join(root, ".tmp")).length).toBe(2)
+
+      // A shorter bound for other hosts puts back the recent one too.
+      yield* FileSystemObjectStorage.make({ root, partSize: 4, closingTimeout: "1 minute" })
+      expect(existsSync(join(root, ".multipart", sessions.get("otherHostRecent")!))).toBe(true)
+      expect(existsSync(join(root, ".multipart", sessions.get("thisProcess")!))).toBe(false)
     }))
 
   it.scoped("after a crash: temporary files not written for an hour are removed, recent ones kept", () =>

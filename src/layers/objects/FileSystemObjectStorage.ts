@@ -14,6 +14,10 @@
  *   key's extension.
  * - `.tmp/`: bodies being written; each lands in place with one `rename`,
  *   so a reader sees the old object or the new one whole, never a part.
+ *   Also sessions a completion or abort has taken aside,
+ *   `<uploadId>.<uuid>.<owner>.closing`, named after the process holding
+ *   them (host, boot, pid, start time, when): a backend built later puts
+ *   one back only once that process is gone.
  * - `.multipart/<uploadId>/`: open sessions: `manifest.json` (key, content
  *   type, metadata, part size), `data` and `<n>.etag` per part. A part of
  *   exactly the part size is written once, straight into `data` at its
@@ -36,6 +40,7 @@
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -58,6 +63,14 @@ import {
   writeNewFile
 } from "../../internal/files.js"
 import { bodyStream, compareKeys, multipartETag, resolveRange, unquoteETag } from "../../internal/objectStorage.js"
+import {
+  currentOwner,
+  type Owner,
+  ownerGone,
+  ownerToken,
+  ownerTokenPattern,
+  parseOwnerToken
+} from "../../internal/owner.js"
 import { uuidv7 } from "../../internal/uuidv7.js"
 import {
   InvalidObjectKey,
@@ -93,6 +106,13 @@ export interface FileSystemObjectStorageOptions {
   readonly root: string
   /** The multipart part size; 4 MiB when absent, zero or negative. */
   readonly partSize?: number | undefined
+  /**
+   * How long a session taken aside by a process on another host (a
+   * completion or abort under way) is left alone before it counts as
+   * abandoned and is put back when a backend is built; `staleClosingAge`
+   * (one hour) when absent. Owners on this host are checked directly.
+   */
+  readonly closingTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -118,7 +138,10 @@ export const make = (
     yield* fsCall("init", async () => {
       for (const folder of [paths.tmp, paths.meta, paths.multipart]) await fsp.mkdir(folder, { recursive: true })
     })
-    yield* recoverAfterCrash(paths, Date.now())
+    const closingTimeout = options.closingTimeout === undefined
+      ? staleClosingAge
+      : Duration.toMillis(Duration.decode(options.closingTimeout))
+    yield* recoverAfterCrash(paths, Date.now(), closingTimeout)
     return ObjectStorage.make(makeDriver(paths, partSize))
   })
 
@@ -144,32 +167,90 @@ export const layer = (
  */
 export const staleTemporaryAge = 60 * 60 * 1000
 
+/**
+ * How long a session taken aside by a process on another host is left
+ * alone (the default of `closingTimeout`): far longer than any completion,
+ * which moves one file into place or copies one object.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const staleClosingAge = 60 * 60 * 1000
+
+/**
+ * Takes a session aside as a completion does, in the backend under `root`,
+ * and answers where it went: for tests that need a session held by a live
+ * process.
+ *
+ * @internal
+ */
+export const takeSessionAsideForTest = (root: string, uploadId: string) =>
+  takeSessionAside(makePaths(resolve(root)), "test", uploadId)
+
 // ---- internal ----
 
 /**
  * What a crash leaves in `.tmp`, put right when the backend is built:
- * - a session taken away by a complete (or an abort) that never finished
- *   (`<uploadId>.<uuid>.closing`) goes back to `.multipart`, so the
- *   complete can be retried (redone if it had in fact finished: the object
- *   is rewritten with the same bytes; a repeated abort finds it again);
+ * - a session taken aside by a complete (or an abort) whose owner is gone
+ *   goes back to `.multipart`, so the complete can be retried (redone if
+ *   it had in fact finished: the object is rewritten with the same bytes;
+ *   a repeated abort finds it again). Its name records its owner (see
+ *   `takeSessionAside`), so a session a live process of this host or of
+ *   another holds is left alone: putting it back under a running completion
+ *   would let the completion remove parts that the session still lists, or
+ *   a second completion start on it. An owner on another host cannot be
+ *   checked: its session waits `closingTimeout`. Names without an owner
+ *   were made by versions that recorded none; those are put back at once,
+ *   as those versions did;
  * - bodies and staging folders not written for `staleTemporaryAge` are
  *   removed.
  */
-const recoverAfterCrash = (paths: Paths, now: number) =>
+const recoverAfterCrash = (paths: Paths, now: number, closingTimeout: number) =>
   fsCall("recover", async () => {
     for (const name of await fsp.readdir(paths.tmp)) {
       const path = join(paths.tmp, name)
-      const closing = /^(.+)\.[0-9a-f-]{36}\.closing$/.exec(name)
-      if (closing !== null && uploadIdPattern.test(closing[1]!)) {
-        const restored = await fsp.rename(path, paths.session(closing[1]!)).then(() => true, () => false)
+      const closing = parseClosingName(name)
+      if (closing !== undefined) {
+        if (closing.owner !== undefined && !ownerGone(closing.owner, now, closingTimeout)) continue
+        const restored = await fsp.rename(path, paths.session(closing.uploadId)).then(() => true, () => false)
         if (restored) continue
+        // Its session is open again (a retry opened none; this is a
+        // leftover copy): what is taken aside can go.
+        await fsp.rm(path, { recursive: true, force: true })
+        continue
       }
       const stat = await ifExists(fsp.stat(path))
-      if (stat !== undefined && (closing !== null || now - stat.mtimeMs > staleTemporaryAge)) {
+      if (stat !== undefined && now - stat.mtimeMs > staleTemporaryAge) {
         await fsp.rm(path, { recursive: true, force: true })
       }
     }
   })
+
+/**
+ * Takes a session folder aside from `.multipart` in one rename, so that
+ * exactly one completer or aborter wins, even across processes. The new
+ * name, `<uploadId>.<uuid>.<owner>.closing`, records who took it and when,
+ * in that same rename. Answers where it went, or `undefined` when someone
+ * else took it first.
+ */
+const takeSessionAside = (paths: Paths, operation: string, uploadId: string) =>
+  fsCall(operation, async () => {
+    const aside = join(paths.tmp, `${uploadId}.${randomUUID()}.${ownerToken(currentOwner(Date.now()))}.closing`)
+    return (await renameIfPresent(paths.session(uploadId), aside)) ? aside : undefined
+  })
+
+const closingPattern = new RegExp(
+  `^([0-9a-f-]{36})\\.[0-9a-f-]{36}(?:\\.(${ownerTokenPattern}))?\\.closing$`
+)
+
+/** The session and owner a taken-aside name records (no owner: made by an older version). */
+const parseClosingName = (name: string): { readonly uploadId: string; readonly owner?: Owner } | undefined => {
+  const match = closingPattern.exec(name)
+  if (match === null || !uploadIdPattern.test(match[1]!)) return undefined
+  if (match[2] === undefined) return { uploadId: match[1]! }
+  const owner = parseOwnerToken(match[2])
+  return owner === undefined ? undefined : { uploadId: match[1]!, owner }
+}
 
 /** The backend's own folders beside the objects: the key syntax reserves their names. */
 const internalFolders = reservedFirstSegments
@@ -431,17 +512,6 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
         ? Effect.succeed(manifest.value)
         : Effect.fail(sessionNotFound(uploadId)))
 
-  /**
-   * Takes a session folder aside from `.multipart` in one rename, so that
-   * exactly one completer or aborter wins, even across processes. Answers
-   * where it went, or `undefined` when someone else took it first.
-   */
-  const takeSessionAside = (operation: string, uploadId: string) =>
-    fsCall(operation, async () => {
-      const aside = join(paths.tmp, `${uploadId}.${randomUUID()}.closing`)
-      return (await renameIfPresent(paths.session(uploadId), aside)) ? aside : undefined
-    })
-
   const initMultipart: MultipartDriver["initMultipart"] = (input) =>
     Effect.gen(function*() {
       const uploadId = yield* uuidv7
@@ -639,7 +709,7 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
     sessionWriters(input.uploadId, sessionPermits)(Effect.gen(function*() {
       const manifest = yield* openSession(input.uploadId, input.key)
       // Taken aside first: from here no other completion or abort can have it.
-      const aside = yield* takeSessionAside("completeMultipart", input.uploadId)
+      const aside = yield* takeSessionAside(paths, "completeMultipart", input.uploadId)
       if (aside === undefined) return yield* sessionNotFound(input.uploadId)
       return yield* Effect.acquireUseRelease(
         Effect.sync(paths.temp),
@@ -685,7 +755,7 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
       const manifest = yield* readManifest(input.uploadId)
       // Unknown, closed or someone else's session: nothing to abort.
       if (Option.isNone(manifest) || manifest.value.key !== input.key) return
-      const aside = yield* takeSessionAside("abortMultipart", input.uploadId)
+      const aside = yield* takeSessionAside(paths, "abortMultipart", input.uploadId)
       if (aside !== undefined) yield* removeQuietly(aside)
     }))
 
