@@ -27,6 +27,7 @@ import {
   Files,
   isAnonymous,
   ServiceUnavailable,
+  StorageMisconfigured,
   Unauthenticated
 } from "../src/index.js"
 
@@ -60,6 +61,7 @@ export class DocumentsGroup extends HttpApiGroup.make("documents")
   .addError(AccessDenied, { status: 403 })
   .addError(Unauthenticated, { status: 401 })
   .addError(ServiceUnavailable, { status: 503 })
+  .addError(StorageMisconfigured, { status: 500 })
   .middleware(Authentication)
 {}
 

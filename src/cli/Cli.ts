@@ -13,9 +13,10 @@
  * Results go to standard output: human tables, or one JSON document with
  * `--json`. Logs, errors and the progress line go to standard error.
  *
- * Exit codes: 0 success; 1 failure (database, backend, configuration);
- * 2 usage error; 3 `reconcile --fail-on-findings` found something;
- * 130 interrupted.
+ * Exit codes: 0 success; 1 failure (backend, configuration, a database
+ * failure mid-command); 2 usage error; 3 `reconcile --fail-on-findings`
+ * found something; 4 cannot connect to the database; 5 the database is not
+ * migrated; 130 interrupted.
  *
  * @since 0.1.0
  */
@@ -35,6 +36,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import { isSqlError } from "../internal/transaction.js"
 import { ClaimSweeper } from "../layers/ClaimSweeper.js"
 import { DeleteWorker } from "../layers/DeleteWorker.js"
 import { Reconciler, type ReconcileReport } from "../layers/Reconciler.js"
@@ -94,6 +96,8 @@ export const ExitCode = {
   failure: 1,
   usage: 2,
   findings: 3,
+  databaseUnreachable: 4,
+  notMigrated: 5,
   interrupted: 130
 } as const
 
@@ -114,7 +118,22 @@ export const version = "0.1.0"
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
 /**
- * The database lacks the tables: `migrate` has not run (exit code 1).
+ * The database cannot be reached: the server is down or unreachable, the
+ * URL names the wrong host, port, user or database, or the SQLite file
+ * cannot be opened (exit code 4). Not to be confused with `NotMigrated`: the
+ * fix is the connection, not `migrate`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DatabaseUnreachable extends Data.TaggedError("DatabaseUnreachable")<{ readonly detail: string }> {
+  override get message() {
+    return `cannot connect to the database (${this.detail}): check DATABASE_URL and that the database server is up`
+  }
+}
+
+/**
+ * The database lacks the tables: `migrate` has not run (exit code 5).
  *
  * @since 0.1.0
  * @category errors
@@ -140,7 +159,8 @@ export class FindingsReported extends Data.TaggedError("FindingsReported")<{ rea
  * @category constructors
  */
 export const makeCommand = (layers: CliLayers) => {
-  const stores = storesLayer(layers)
+  const database = reachableDatabase(layers.database)
+  const stores = storesLayer(database)
 
   const migrate = Command.make("migrate", { json }, (options) =>
     Effect.gen(function*() {
@@ -154,7 +174,7 @@ export const makeCommand = (layers: CliLayers) => {
           ? `Schema up to date (${after.length} migrations).`
           : `Applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(", ")} (${after.length} in all).`
       )
-    }).pipe(Effect.provide(layers.database))).pipe(
+    }).pipe(Effect.provide(database))).pipe(
       Command.withDescription("Creates or updates the tables (idempotent; safe while servers run).")
     )
 
@@ -364,7 +384,7 @@ export const makeCommand = (layers: CliLayers) => {
           stores,
           layers.backend,
           layers.config,
-          (layers.events ?? StorageEvents.layerLog).pipe(Layer.provide(layers.database))
+          (layers.events ?? StorageEvents.layerLog).pipe(Layer.provide(database))
         ))
       ))
     )).pipe(Command.withDescription("Runs the delete worker once: deletes every due object, then stops."))
@@ -497,13 +517,36 @@ const selectRows = (verb: string, options: { readonly ids: ReadonlyArray<string>
     ? Effect.fail(new UsageError({ message: `${verb}: give --id ID (repeatable) or --all` }))
     : Effect.succeed(options.all ? undefined : options.ids)
 
+/**
+ * The database layer, with a failure to build it (the drivers connect when
+ * built) reported as `DatabaseUnreachable`. Configuration errors (a
+ * malformed URL, a driver not installed) stay as they are.
+ */
+const reachableDatabase = (database: CliLayers["database"]) =>
+  Layer.mapError(database, (error) => isSqlError(error) ? unreachable(error) : error)
+
+const unreachable = (error: unknown) => {
+  const cause = typeof error === "object" && error !== null ? (error as { cause?: unknown }).cause : undefined
+  const detail = cause instanceof Error && cause.message !== ""
+    ? cause.message
+    : error instanceof Error
+    ? error.message
+    : String(error)
+  return new DatabaseUnreachable({ detail })
+}
+
 /** The stores over the database, which must be migrated already. */
-const storesLayer = (layers: CliLayers) =>
+const storesLayer = (database: CliLayers["database"]) =>
   Layer.mergeAll(SqlClaimStore.layer, SqlUploadPartStore.layer, SqlDeleteQueue.layer, SqlFileRegistry.layer).pipe(
     Layer.provideMerge(requireMigrated),
-    Layer.provideMerge(layers.database)
+    Layer.provideMerge(database)
   )
 
+/**
+ * Fails with `NotMigrated` when a table is missing. A probe that fails is
+ * a missing table only if the database still answers: a connection lost
+ * meanwhile is `DatabaseUnreachable`, not a reason to run `migrate`.
+ */
 const requireMigrated = Layer.effectDiscard(Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const missing: Array<string> = []
@@ -514,7 +557,10 @@ const requireMigrated = Layer.effectDiscard(Effect.gen(function*() {
     )
     if (!ok) missing.push(table)
   }
-  if (missing.length > 0) return yield* new NotMigrated({ missing })
+  if (missing.length > 0) {
+    yield* sql`SELECT 1`.unprepared.pipe(Effect.mapError(unreachable))
+    return yield* new NotMigrated({ missing })
+  }
 }))
 
 const appliedMigrations = Effect.gen(function*() {
@@ -642,6 +688,10 @@ const exitCodeOf = (error: unknown): Effect.Effect<number, never, Render.CliIO> 
     if (ValidationError.isValidationError(error)) return Effect.succeed(ExitCode.usage)
     if (error instanceof UsageError) return Effect.as(io.err(`usage: ${error.message}`), ExitCode.usage)
     if (error instanceof FindingsReported) return Effect.succeed(ExitCode.findings)
+    if (error instanceof DatabaseUnreachable) {
+      return Effect.as(io.err(`error: ${describe(error)}`), ExitCode.databaseUnreachable)
+    }
+    if (error instanceof NotMigrated) return Effect.as(io.err(`error: ${describe(error)}`), ExitCode.notMigrated)
     return Effect.as(io.err(`error: ${describe(error)}`), ExitCode.failure)
   })
 

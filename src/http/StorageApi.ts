@@ -39,6 +39,7 @@ import {
   RangeNotSatisfiable,
   RequestBodyError,
   ServiceUnavailable,
+  StorageMisconfigured,
   TooManyParts,
   TooManyPendingUploads,
   Unauthenticated,
@@ -205,6 +206,7 @@ export class StorageApiGroup extends HttpApiGroup.make("storage")
   .addError(Unauthenticated, { status: 401 })
   .addError(InvalidObjectKey, { status: 422 })
   .addError(ServiceUnavailable, { status: 503 })
+  .addError(StorageMisconfigured, { status: 500 })
   .annotateContext(OpenApi.annotations({
     title: "Storage",
     description: "Chunked uploads recorded in SQL, assembled by the server, and downloads through an ACL"

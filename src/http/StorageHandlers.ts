@@ -13,10 +13,18 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import { isSqlError } from "../internal/transaction.js"
+import { backendMisconfigured } from "../layers/StorageMetrics.js"
 import { Uploads } from "../layers/Uploads.js"
-import { type ClaimAlreadyExists, ServiceUnavailable, type StorageBackendError } from "../schema/Errors.js"
+import {
+  type ClaimAlreadyExists,
+  isMisconfiguration,
+  ServiceUnavailable,
+  type StorageBackendError,
+  StorageMisconfigured
+} from "../schema/Errors.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
@@ -105,15 +113,23 @@ export const layer: Layer.Layer<
  * Turns infrastructure failures into a clean 503, logged with their cause.
  * That includes a `SqlError` raised as a defect: @effect/sql dies when a
  * transaction's COMMIT or ROLLBACK fails, which is what a connection lost
- * mid-transaction (a database restart) looks like.
+ * mid-transaction (a database restart) looks like. A backend that refuses
+ * the credentials or has no bucket is no outage (retrying later will not
+ * help): it answers `StorageMisconfigured` (500), with a log line for the
+ * operator and `storage_backend_misconfigured_total`.
  *
  * @since 0.1.0
  * @category errors
  */
 export const unavailableOnOutage = <A, E, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, Exclude<E, Outage> | ServiceUnavailable, R> =>
-  Effect.catchIf(effect, isOutage<E>, unavailable).pipe(
+): Effect.Effect<A, Exclude<E, Outage> | ServiceUnavailable | StorageMisconfigured, R> =>
+  Effect.catchIf(
+    effect,
+    isOutage<E>,
+    (error): Effect.Effect<never, ServiceUnavailable | StorageMisconfigured> =>
+      isMisconfiguration(error) ? misconfigured(error) : unavailable(error)
+  ).pipe(
     Effect.catchSomeDefect((defect) => isSqlError(defect) ? Option.some(unavailable(defect)) : Option.none())
   )
 
@@ -136,6 +152,25 @@ const unavailable = (cause: unknown) =>
   Effect.zipRight(
     Effect.logError("storage request failed on an unavailable dependency", cause),
     Effect.fail(new ServiceUnavailable())
+  )
+
+/** What an operator should check, by reason. */
+const misconfigurationHints = {
+  access_denied: "the backend refuses this server's credentials or denies it access: check the access key and " +
+    "secret (S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY), the bucket's policy, or the storage folder's permissions",
+  bucket_not_found: "the bucket does not exist: check S3_BUCKET and S3_ENDPOINT, or create it " +
+    "(S3_CREATE_BUCKET=true)"
+} as const
+
+const misconfigured = (error: StorageBackendError & { readonly reason: "access_denied" | "bucket_not_found" }) =>
+  Effect.logError(`storage backend misconfigured: ${misconfigurationHints[error.reason]} (${error.message})`).pipe(
+    Effect.annotateLogs({ operation: error.operation, reason: error.reason }),
+    Effect.zipRight(
+      Metric.increment(
+        Metric.tagged(Metric.tagged(backendMisconfigured, "reason", error.reason), "operation", error.operation)
+      )
+    ),
+    Effect.zipRight(Effect.fail(new StorageMisconfigured({ reason: error.reason })))
   )
 
 const contentLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {

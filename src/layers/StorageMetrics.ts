@@ -81,6 +81,20 @@ export const deleteTickDuration = Metric.histogram(
   "Time of one delete worker run"
 )
 
+// ---- backend ----
+
+/**
+ * Requests refused because the object backend is misconfigured (wrong
+ * credentials, access denied, no bucket), tagged with `reason` and
+ * `operation`: anything above zero needs an operator.
+ *
+ * @since 0.1.0 @category backend
+ */
+export const backendMisconfigured = Metric.counter("storage_backend_misconfigured_total", {
+  description: "Requests failed on a misconfigured object backend (credentials, access, missing bucket)",
+  incremental: true
+})
+
 // ---- sweeper ----
 
 /** @since 0.1.0 @category sweeper */

@@ -259,6 +259,35 @@ export class StorageBackendError extends Schema.TaggedError<StorageBackendError>
 }) {}
 
 /**
+ * The object backend is set up wrongly, not down: it refuses this server's
+ * credentials or access (`access_denied`: an unknown key, a wrong secret,
+ * a policy that denies; on the filesystem, a folder the process may not
+ * write), or its bucket does not exist (`bucket_not_found`). Retrying does
+ * not help; an operator must fix the configuration. The HTTP API answers it
+ * with 500, and the details (which operation, the backend's own words) go
+ * to the server's log only.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StorageMisconfigured extends Schema.TaggedError<StorageMisconfigured>()("StorageMisconfigured", {
+  reason: Schema.Literal("access_denied", "bucket_not_found"),
+  message: message("the storage backend is misconfigured; the server's operator has to fix it")
+}) {}
+
+/**
+ * Whether a backend failure means a misconfiguration (see
+ * `StorageMisconfigured`) rather than an outage.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isMisconfiguration = (
+  u: unknown
+): u is StorageBackendError & { readonly reason: "access_denied" | "bucket_not_found" } =>
+  isStorageBackendError(u) && (u.reason === "access_denied" || u.reason === "bucket_not_found")
+
+/**
  * The request carries no valid credentials.
  *
  * @since 0.1.0

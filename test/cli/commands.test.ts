@@ -43,7 +43,7 @@ describeEachCliDialect("CLI commands", (dialect) => {
         const layers = cliLayers(url, yield* MemoryObjectStorage.make())
 
         const refused = yield* runCli(["status"], layers)
-        assert.strictEqual(refused.code, 1)
+        assert.strictEqual(refused.code, 5)
         assert.include(refused.stderr, "run `effect-storage migrate` first")
         assert.strictEqual(refused.stdout, "")
 

@@ -6,8 +6,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { serverUrl } from "../support/databases.js"
 import { describeEachCliDialect, freshUrl, spawnCli } from "./support.js"
 
 const scratch = Effect.acquireRelease(
@@ -70,7 +73,7 @@ describe("CLI process: usage", () => {
       assert.match(badUrl.stderr, /^error: InvalidDatabaseUrl/)
       assert.strictEqual(badUrl.stdout, "")
       const notMigrated = yield* spawn(["status", "--json"], { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` })
-      assert.strictEqual(notMigrated.code, 1)
+      assert.strictEqual(notMigrated.code, 5)
       assert.include(notMigrated.stderr, "run `effect-storage migrate` first")
       assert.strictEqual(notMigrated.stdout, "")
       assert.strictEqual((yield* spawn(["migrate"], { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` })).code, 0)
@@ -92,6 +95,66 @@ describe("CLI process: usage", () => {
       assert.include(viaBin.stdout, "0.1.0")
     }), 120_000)
 })
+
+/** A local port nothing listens on (bound, then released). */
+const closedPort = () =>
+  Effect.promise(() =>
+    new Promise<number>((done) => {
+      const server = createServer()
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo
+        server.close(() => done(port))
+      })
+    })
+  )
+
+const withPort = (url: string, port: number) => {
+  const parsed = new URL(url)
+  parsed.port = String(port)
+  return parsed.toString()
+}
+
+const withDatabase = (url: string, name: string) => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${name}`
+  return parsed.toString()
+}
+
+describeEachCliDialect("CLI process: database unreachable or not migrated", (dialect) => {
+  it.scopedLive(
+    "no server, or no such database: exit 4 'cannot connect'; reachable but empty: exit 5 'run migrate'",
+    () =>
+      Effect.gen(function*() {
+        const admin = serverUrl(dialect)!
+        const port = yield* closedPort()
+        // (Each run starts a process through tsx: a few kept, run two at a time.)
+        const cases = [
+          ["nothing listening", withPort(admin, port), ["status"]],
+          ["nothing listening", withPort(admin, port), ["migrate"]],
+          ["no such database", withDatabase(admin, "es_no_such_database"), ["sweep"]]
+        ] as const
+        const runs = yield* Effect.forEach(cases, ([, url, command]) => spawn(command, { DATABASE_URL: url }), {
+          concurrency: 2
+        })
+        for (const [i, run] of runs.entries()) {
+          const label = `${cases[i]![0]}, ${cases[i]![2].join(" ")}: ${run.stderr}`
+          assert.strictEqual(run.code, 4, label)
+          assert.match(run.stderr, /^error: DatabaseUnreachable: cannot connect to the database \(/, label)
+          assert.include(run.stderr, "check DATABASE_URL", label)
+          assert.notInclude(run.stderr, "migrate` first", label)
+          assert.strictEqual(run.stdout, "", label)
+        }
+        const empty = yield* freshUrl(dialect)
+        const notMigrated = yield* spawn(["status"], { DATABASE_URL: empty })
+        assert.strictEqual(notMigrated.code, 5, notMigrated.stderr)
+        assert.match(notMigrated.stderr, /^error: NotMigrated: the database lacks .*run `effect-storage migrate` first/)
+        assert.notInclude(notMigrated.stderr, "cannot connect")
+        assert.strictEqual((yield* spawn(["migrate"], { DATABASE_URL: empty })).code, 0)
+        assert.strictEqual((yield* spawn(["status"], { DATABASE_URL: empty })).code, 0)
+      }),
+    300_000
+  )
+}, ["pg", "mysql"])
 
 describeEachCliDialect("CLI process", (dialect) => {
   it.scopedLive(
