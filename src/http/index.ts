@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-export { Authentication, CurrentPrincipal, parseTokens, TokenResolver } from "./Authentication.js"
+export { Authentication, CurrentPrincipal, parseTokens, secretsEqual, TokenResolver } from "./Authentication.js"
 export { FileAcl } from "./FileAcl.js"
 export { StorageApi, StorageApiGroup } from "./StorageApi.js"
 /** @since 0.1.0 */
