@@ -22,6 +22,7 @@ import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import {
   Authentication,
+  DownloadLinks,
   Prometheus,
   RequestBody,
   StorageHandlers,
@@ -53,7 +54,7 @@ const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(RequestBody.layerNode),
   Layer.provide(documentsHandlers),
   Layer.provide(Authentication.layer),
-  Layer.provide(Layer.mergeAll(TokensLive, aclLayer))
+  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig))
 )
 
 /** Routes outside the API: the upload page, metrics and a health check. */

@@ -12,7 +12,6 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Unauthenticated } from "../schema/Errors.js"
@@ -127,27 +126,22 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("eff
 }
 
 /**
- * The principal of an optional credential (`Authorization: Bearer`, or the
- * `access_token` query parameter for links and media tags): anonymous when
- * there is none, `Unauthenticated` when there is a wrong one.
+ * The principal of an optional credential (`Authorization: Bearer`):
+ * anonymous when there is none, `Unauthenticated` when there is a wrong
+ * one. Tokens are never taken from the query string (`?access_token=`),
+ * where logs and `Referer` headers would keep them: links use
+ * `DownloadLinks` instead.
  *
  * @since 0.1.0
  * @category middleware
  */
 export const optionalPrincipal = (
-  authorization: string | undefined,
-  accessToken: string | undefined
+  authorization: string | undefined
 ): Effect.Effect<Principal, Unauthenticated, TokenResolver> => {
-  const bearer = authorization === undefined
-    ? Option.none()
-    : Option.fromNullable(/^Bearer\s+(.+)$/i.exec(authorization.trim())?.[1])
-  const token = Option.orElse(bearer, () => Option.fromNullable(accessToken === "" ? undefined : accessToken))
-  if (Option.isNone(token)) {
-    return authorization === undefined
-      ? Effect.succeed({ id: "anonymous" })
-      : Effect.fail(new Unauthenticated({ message: "malformed Authorization header" }))
-  }
-  return Effect.flatMap(TokenResolver, (resolver) => resolver.resolve(Redacted.make(token.value)))
+  if (authorization === undefined) return Effect.succeed({ id: "anonymous" })
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization.trim())?.[1]
+  if (bearer === undefined) return Effect.fail(new Unauthenticated({ message: "malformed Authorization header" }))
+  return Effect.flatMap(TokenResolver, (resolver) => resolver.resolve(Redacted.make(bearer)))
 }
 
 // ---- internal ----

@@ -21,6 +21,7 @@ import {
 } from "../schema/Naming.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { optionalPrincipal } from "./Authentication.js"
+import { DownloadLinks } from "./DownloadLinks.js"
 import { FileAcl } from "./FileAcl.js"
 
 /**
@@ -42,12 +43,19 @@ export const download = (request: HttpServerRequest.HttpServerRequest) =>
     // Not `new URL(...)`: it would resolve `..` and `%2e%2e` before the key is checked.
     const [pathname = "", query = ""] = request.url.split("?", 2)
     const key = yield* keyFromPath(pathname)
-    const accessToken = new URLSearchParams(query).get("access_token") ?? undefined
-    const principal = yield* optionalPrincipal(request.headers["authorization"], accessToken)
-    if (!isPublicKey(key)) {
-      const acl = yield* FileAcl
-      if (!(yield* acl.canRead(principal, key))) {
-        return yield* isAnonymous(principal) ? new Unauthenticated() : new AccessDenied()
+    const params = new URLSearchParams(query)
+    const signature = params.get("signature")
+    const expires = params.get("expires")
+    if (signature !== null || expires !== null) {
+      // A signed link stands for the ACL's answer when it was made.
+      yield* Effect.flatMap(DownloadLinks, (links) => links.verify(key, { signature, expires }))
+    } else {
+      const principal = yield* optionalPrincipal(request.headers["authorization"])
+      if (!isPublicKey(key)) {
+        const acl = yield* FileAcl
+        if (!(yield* acl.canRead(principal, key))) {
+          return yield* isAnonymous(principal) ? new Unauthenticated() : new AccessDenied()
+        }
       }
     }
     const objects = yield* ObjectStorage

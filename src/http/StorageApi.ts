@@ -25,6 +25,8 @@ import {
   AccessDenied,
   ClaimExpired,
   ClaimNotPending,
+  DownloadLinkExpired,
+  InvalidDownloadLink,
   InvalidFilename,
   InvalidObjectKey,
   InvalidUploadSize,
@@ -112,6 +114,29 @@ export const CompletedUploadResponse = Schema.Struct({
   originalFilename: Schema.String
 }).annotations({ identifier: "CompletedUpload" })
 
+/**
+ * `POST /storage/links` request: the key of a file to link to.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CreateLinkRequest = Schema.Struct({
+  key: Schema.String.pipe(Schema.maxLength(1024))
+}).annotations({ identifier: "CreateLinkRequest" })
+
+/**
+ * `POST /storage/links` answer: a download URL (relative to the server) that
+ * works without a bearer token until `expiresAt`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DownloadLinkResponse = Schema.Struct({
+  key: Schema.String,
+  url: Schema.String,
+  expiresAt: Schema.DateTimeUtc
+}).annotations({ identifier: "DownloadLink" })
+
 const claimId = HttpApiSchema.param("claimId", Schema.String)
 const partNumber = HttpApiSchema.param("partNumber", Schema.NumberFromString)
 
@@ -191,15 +216,25 @@ export class StorageApiGroup extends HttpApiGroup.make("storage")
       .annotate(OpenApi.Summary, "Abort a pending upload (idempotent)")
   )
   .add(
+    HttpApiEndpoint.post("createLink", "/storage/links")
+      .setPayload(CreateLinkRequest)
+      .addSuccess(DownloadLinkResponse)
+      .middleware(Authentication)
+      .annotate(OpenApi.Summary, "A short-lived signed download link to a file the caller may read")
+  )
+  .add(
     HttpApiEndpoint.get("download", "/storage/files/*")
       .addSuccess(HttpApiSchema.Uint8Array({ contentType: "application/octet-stream" }))
       .addError(ObjectNotFound, { status: 404 })
       .addError(RangeNotSatisfiable, { status: 416 })
+      .addError(InvalidDownloadLink, { status: 403 })
+      .addError(DownloadLinkExpired, { status: 410 })
       .annotate(OpenApi.Summary, "Download a file")
       .annotate(
         OpenApi.Description,
-        "pub/ keys are readable by anyone; other keys need a bearer token (or ?access_token=) " +
-          "of a principal the ACL allows. Supports Range and If-None-Match."
+        "pub/ keys are readable by anyone; other keys need a bearer token of a principal the ACL allows, " +
+          "or a signed link from POST /storage/links (?expires=...&signature=..., no token). " +
+          "Supports Range and If-None-Match."
       )
   )
   .addError(AccessDenied, { status: 403 })

@@ -19,16 +19,19 @@ import { isSqlError } from "../internal/transaction.js"
 import { backendMisconfigured } from "../layers/StorageMetrics.js"
 import { Uploads } from "../layers/Uploads.js"
 import {
+  AccessDenied,
   type ClaimAlreadyExists,
   isMisconfiguration,
   ServiceUnavailable,
   type StorageBackendError,
   StorageMisconfigured
 } from "../schema/Errors.js"
+import { checkKey, isPublicKey } from "../schema/Naming.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
-import type { FileAcl } from "./FileAcl.js"
+import { DownloadLinks } from "./DownloadLinks.js"
+import { FileAcl } from "./FileAcl.js"
 import * as RequestBody from "./RequestBody.js"
 import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
 
@@ -38,7 +41,7 @@ import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
  * @since 0.1.0
  * @category models
  */
-export type Requirements = Uploads | ObjectStorage | FileAcl | TokenResolver | RequestBody.RequestBody
+export type Requirements = Uploads | ObjectStorage | FileAcl | TokenResolver | DownloadLinks | RequestBody.RequestBody
 
 /**
  * The storage group's handlers, for `HttpApiBuilder.group(api, "storage",
@@ -58,7 +61,9 @@ export const make = <E, Provides>(
   Effect.gen(function*() {
     const uploads = yield* Uploads
     const body = yield* RequestBody.RequestBody
-    const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver>()
+    const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver | DownloadLinks>()
+    const acl = yield* FileAcl
+    const links = yield* DownloadLinks
     return handlers
       .handle("initUpload", ({ payload }) =>
         Effect.flatMap(CurrentPrincipal, (principal) =>
@@ -92,6 +97,15 @@ export const make = <E, Provides>(
           uploads.abortUpload({ principal, claimId: path.claimId })).pipe(
             unavailableOnOutage
           ))
+      .handle("createLink", ({ payload }) =>
+        Effect.gen(function*() {
+          yield* checkKey(payload.key)
+          const principal = yield* CurrentPrincipal
+          if (!isPublicKey(payload.key) && !(yield* acl.canRead(principal, payload.key))) {
+            return yield* new AccessDenied()
+          }
+          return yield* links.sign(payload.key)
+        }).pipe(unavailableOnOutage))
       .handleRaw("download", ({ request }) =>
         download(request).pipe(Effect.provide(context), unavailableOnOutage))
   })

@@ -166,8 +166,25 @@ async function upload(file, isPublic) {
     localStorage.removeItem(fingerprint(file));
     bar.value = 100;
     const link = el.querySelector(".download");
-    link.href = apiBase + "/storage/files/" + result.key.split("/").map(encodeURIComponent).join("/") +
-      "?access_token=" + encodeURIComponent(tokenInput.value.trim());
+    // A short-lived signed link (the token never goes into a URL), made
+    // again when it has expired by the time it is clicked.
+    let expiresAt = 0;
+    const refreshLink = async () => {
+      const signed = await api("POST", "/storage/links", { key: result.key });
+      link.href = apiBase + signed.url;
+      expiresAt = Date.parse(signed.expiresAt);
+    };
+    await refreshLink();
+    link.addEventListener("click", async (event) => {
+      if (Date.now() < expiresAt - 5000) return;
+      event.preventDefault();
+      try {
+        await refreshLink();
+        link.click();
+      } catch (e) {
+        say("download link refused: " + e.message, "error");
+      }
+    });
     link.hidden = false;
     el.querySelector(".abort").hidden = true;
     el.dataset.key = result.key;

@@ -7,6 +7,8 @@
  */
 export { Authentication, CurrentPrincipal, parseTokens, secretsEqual, TokenResolver } from "./Authentication.js"
 export { FileAcl } from "./FileAcl.js"
+/** @since 0.1.0 */
+export * as DownloadLinks from "./DownloadLinks.js"
 export { StorageApi, StorageApiGroup } from "./StorageApi.js"
 /** @since 0.1.0 */
 export * as StorageHandlers from "./StorageHandlers.js"

@@ -288,6 +288,27 @@ export const isMisconfiguration = (
   isStorageBackendError(u) && (u.reason === "access_denied" || u.reason === "bucket_not_found")
 
 /**
+ * A signed download link that does not hold: its signature is missing,
+ * malformed, tampered with, or made for another key or expiry (HTTP 403).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidDownloadLink extends Schema.TaggedError<InvalidDownloadLink>()("InvalidDownloadLink", {
+  message: message("the download link is not valid for this file")
+}) {}
+
+/**
+ * A signed download link whose time is up (HTTP 410): ask for a new one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DownloadLinkExpired extends Schema.TaggedError<DownloadLinkExpired>()("DownloadLinkExpired", {
+  message: message("the download link has expired; ask for a new one")
+}) {}
+
+/**
  * The request carries no valid credentials.
  *
  * @since 0.1.0

@@ -11,8 +11,10 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import * as http from "node:http"
 import { Authentication, TokenResolver } from "../../src/http/Authentication.js"
+import * as DownloadLinks from "../../src/http/DownloadLinks.js"
 import { FileAcl } from "../../src/http/FileAcl.js"
 import { StorageApi } from "../../src/http/StorageApi.js"
 import * as StorageHandlers from "../../src/http/StorageHandlers.js"
@@ -23,6 +25,9 @@ import { Uploads } from "../../src/layers/Uploads.js"
 import type { ObjectStorage } from "../../src/services/ObjectStorage.js"
 
 export const tokens = { alice: "token-alice", bob: "token-bob" } as const
+
+/** The secret the test servers sign download links with. */
+export const linkSecret = Redacted.make("test-download-link-secret-of-32-bytes-or-more")
 
 export const serverLayer = (
   database: Layer.Layer<SqlClient.SqlClient>,
@@ -35,7 +40,13 @@ export const serverLayer = (
   const app = HttpApiBuilder.api(StorageApi).pipe(
     Layer.provide(StorageHandlers.layer),
     Layer.provide(Authentication.layer),
-    Layer.provide(Layer.mergeAll(TokenResolver.layerFromMap(tokens), FileAcl.layerUploader)),
+    Layer.provide(
+      Layer.mergeAll(
+        TokenResolver.layerFromMap(tokens),
+        FileAcl.layerUploader,
+        DownloadLinks.layer({ secret: linkSecret })
+      )
+    ),
     Layer.provideMerge(Uploads.Default)
   )
   return HttpApiBuilder.serve().pipe(

@@ -178,7 +178,8 @@ describeEachDialect(
           ["GET", `/storage/uploads/${ticket.claimId}/parts`, undefined],
           ["POST", `/storage/uploads/${ticket.claimId}/complete`, undefined],
           ["DELETE", `/storage/uploads/${ticket.claimId}`, undefined],
-          ["GET", `/storage/files/${file.key}`, undefined]
+          ["GET", `/storage/files/${file.key}`, undefined],
+          ["POST", "/storage/links", JSON.stringify({ key: file.key })]
         ]
         const credentials: Array<Record<string, string>> = [
           {},
@@ -203,6 +204,8 @@ describeEachDialect(
         }
         const viaQuery = yield* rawRequest(`/storage/files/${file.key}?access_token=wrong`)
         assert.strictEqual(viaQuery.status, 401)
+        // nor does the right token in the query string
+        assert.strictEqual((yield* rawRequest(`/storage/files/${file.key}?access_token=${tokens.alice}`)).status, 401)
         // Nothing was done: the part, the completion and the abort never happened.
         assert.deepStrictEqual((yield* listParts("alice", ticket.claimId)).json, { parts: [] })
         assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, bytes(10))).status, 200)

@@ -458,7 +458,8 @@ if (pgAdmin === undefined) {
                 // Queued for deletion: there until the worker's next run.
                 if (k.state === "dropped" && answered === 404) return
               } else {
-                if (user === undefined) return void expectStatus(out, 401, what, "Unauthenticated")
+                // `?access_token=` authenticates nobody (signed links replaced it).
+                if (user === undefined || a.query) return void expectStatus(out, 401, what, "Unauthenticated")
                 // The default ACL: the uploader, from completion until the
                 // object is deleted (plus the example's rule: the owner of a
                 // document that references it, who is the uploader too).

@@ -17,6 +17,7 @@ import {
 } from "effect-storage"
 import {
   Authentication,
+  DownloadLinks,
   FileAcl,
   RequestBody,
   StorageApiGroup,
@@ -40,7 +41,11 @@ const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(HttpApiBuilder.group(AppApi, "storage", StorageHandlers.make)),
   Layer.provide(RequestBody.layerNode),
   Layer.provide(Authentication.layer),
-  Layer.provide(Layer.mergeAll(TokenResolver.layerFromMap({ alice: "token-alice" }), FileAcl.layerUploader))
+  Layer.provide(Layer.mergeAll(
+    TokenResolver.layerFromMap({ alice: "token-alice" }),
+    FileAcl.layerUploader,
+    DownloadLinks.layerMemory()
+  ))
 )
 
 const ServerLive = HttpApiBuilder.serve().pipe(

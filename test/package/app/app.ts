@@ -14,6 +14,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Database, Files, FileSystemObjectStorage, Storage, StorageConfig, Uploads } from "effect-storage"
 import {
   Authentication,
+  DownloadLinks,
   FileAcl,
   RequestBody,
   StorageApiGroup,
@@ -37,7 +38,11 @@ const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(HttpApiBuilder.group(AppApi, "storage", StorageHandlers.make)),
   Layer.provide(RequestBody.layerNode),
   Layer.provide(Authentication.layer),
-  Layer.provide(Layer.mergeAll(TokenResolver.layerFromMap({ alice: "token-alice" }), FileAcl.layerUploader))
+  Layer.provide(Layer.mergeAll(
+    TokenResolver.layerFromMap({ alice: "token-alice" }),
+    FileAcl.layerUploader,
+    DownloadLinks.layerMemory()
+  ))
 )
 
 const ServerLive = HttpApiBuilder.serve().pipe(
