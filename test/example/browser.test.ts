@@ -77,6 +77,9 @@ describe.runIf(available || ci)("the upload page in Chromium", () => {
     expect(key).toMatch(/^priv\/.+\.jpg$/)
 
     const href = await row.locator("a.download").getAttribute("href")
+    // a signed link, with no token in it
+    expect(href).toMatch(/\?expires=\d+&signature=[\w-]{43}$/)
+    expect(href).not.toContain("token")
     const download = await fetch(new URL(href!, server.url))
     expect(download.status).toBe(200)
     expect(sha256(new Uint8Array(await download.arrayBuffer()))).toBe(sha256(data))
