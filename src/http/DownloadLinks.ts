@@ -91,7 +91,8 @@ export const defaultTtl = Duration.minutes(15)
 export const minimumSecretBytes = 32
 
 /**
- * Links signed with `options.secret`.
+ * Links signed with `options.secret`. A secret shorter than
+ * `minimumSecretBytes` is a programming error: it throws.
  *
  * @since 0.1.0
  * @category constructors
