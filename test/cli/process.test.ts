@@ -65,25 +65,34 @@ describe("CLI process: usage", () => {
     120_000
   )
 
-  it.scopedLive("configuration and database failures exit 1 with one error line", () =>
-    Effect.gen(function*() {
-      const dir = yield* scratch
-      const badUrl = yield* spawn(["status"], { DATABASE_URL: "oracle://nowhere" })
-      assert.strictEqual(badUrl.code, 1)
-      assert.match(badUrl.stderr, /^error: InvalidDatabaseUrl/)
-      assert.strictEqual(badUrl.stdout, "")
-      const notMigrated = yield* spawn(["status", "--json"], { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` })
-      assert.strictEqual(notMigrated.code, 5)
-      assert.include(notMigrated.stderr, "run `effect-storage migrate` first")
-      assert.strictEqual(notMigrated.stdout, "")
-      assert.strictEqual((yield* spawn(["migrate"], { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` })).code, 0)
-      const badBackend = yield* spawn(["reconcile"], {
-        DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
-        STORAGE_BACKEND: "tape"
-      })
-      assert.strictEqual(badBackend.code, 1)
-      assert.include(badBackend.stderr, "STORAGE_BACKEND")
-    }), 120_000)
+  it.scopedLive(
+    "configuration failures exit 1, a database without tables 5, an unopenable SQLite file 4; one error line",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* scratch
+        const badUrl = yield* spawn(["status"], { DATABASE_URL: "oracle://nowhere" })
+        assert.strictEqual(badUrl.code, 1)
+        assert.match(badUrl.stderr, /^error: InvalidDatabaseUrl/)
+        assert.strictEqual(badUrl.stdout, "")
+        const notMigrated = yield* spawn(["status", "--json"], { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` })
+        assert.strictEqual(notMigrated.code, 5)
+        assert.include(notMigrated.stderr, "run `effect-storage migrate` first")
+        assert.strictEqual(notMigrated.stdout, "")
+        assert.strictEqual((yield* spawn(["migrate"], { DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}` })).code, 0)
+        // A SQLite file that cannot be opened (here: its path runs through a file) cannot be connected to.
+        writeFileSync(join(dir, "plain-file"), "")
+        const unopenable = yield* spawn(["status"], { DATABASE_URL: `sqlite:${join(dir, "plain-file", "db.sqlite")}` })
+        assert.strictEqual(unopenable.code, 4, unopenable.stderr)
+        assert.match(unopenable.stderr, /^error: DatabaseUnreachable: cannot connect to the database/)
+        const badBackend = yield* spawn(["reconcile"], {
+          DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
+          STORAGE_BACKEND: "tape"
+        })
+        assert.strictEqual(badBackend.code, 1)
+        assert.include(badBackend.stderr, "STORAGE_BACKEND")
+      }),
+    120_000
+  )
 
   it.scopedLive("npm run cli and the bin script run the same program", () =>
     Effect.gen(function*() {

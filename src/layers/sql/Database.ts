@@ -10,7 +10,7 @@
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -159,7 +159,7 @@ export const layerFromConfig: Layer.Layer<
 
 // ---- internal ----
 
-const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient, DriverNotInstalled> =>
+const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient, DriverNotInstalled | SqlError> =>
   Layer.scopedContext(Effect.gen(function*() {
     const { SqliteClient } = yield* importOptional(
       "@effect/sql-sqlite-node",
@@ -167,8 +167,16 @@ const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient, DriverN
       "A sqlite: DATABASE_URL",
       () => import("@effect/sql-sqlite-node")
     )
-    if (filename !== ":memory:") mkdirSync(dirname(filename), { recursive: true })
-    const client = yield* SqliteClient.make({ filename })
+    // A file that cannot be opened (its folder cannot be made, a path through
+    // a file, no permission) is a failure to connect, as for the servers,
+    // not a defect: better-sqlite3 throws from its constructor.
+    const cannotOpen = (cause: unknown) => new SqlError({ cause, message: `SqliteClient: Failed to open ${filename}` })
+    if (filename !== ":memory:") {
+      yield* Effect.try({ try: () => mkdirSync(dirname(filename), { recursive: true }), catch: cannotOpen })
+    }
+    const client = yield* SqliteClient.make({ filename }).pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(cannotOpen(defect)))
+    )
     // A second process on the same file waits for the lock instead of failing at once.
     yield* client`PRAGMA busy_timeout = 5000`.pipe(Effect.orDie)
     yield* client`PRAGMA foreign_keys = ON`.pipe(Effect.orDie)
