@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import { isSqlError } from "../internal/transaction.js"
 import { Uploads } from "../layers/Uploads.js"
 import { type ClaimAlreadyExists, ServiceUnavailable, type StorageBackendError } from "../schema/Errors.js"
+import type { ClaimStore } from "../services/ClaimStore.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
@@ -30,7 +31,13 @@ import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
  * @since 0.1.0
  * @category models
  */
-export type Requirements = Uploads | ObjectStorage | FileAcl | TokenResolver | RequestBody.RequestBody
+export type Requirements =
+  | Uploads
+  | ClaimStore
+  | ObjectStorage
+  | FileAcl
+  | TokenResolver
+  | RequestBody.RequestBody
 
 /**
  * The storage group's handlers, for `HttpApiBuilder.group(api, "storage",
@@ -50,7 +57,7 @@ export const make = <E, Provides>(
   Effect.gen(function*() {
     const uploads = yield* Uploads
     const body = yield* RequestBody.RequestBody
-    const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver>()
+    const context = yield* Effect.context<ClaimStore | ObjectStorage | FileAcl | TokenResolver>()
     return handlers
       .handle("initUpload", ({ payload }) =>
         Effect.flatMap(CurrentPrincipal, (principal) =>

@@ -50,6 +50,21 @@ const uploadSuite = (it: Vitest.MethodsNonLive<any>, partSize: number) => {
       assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data)).status, 409)
     })))
 
+  it.effect("a single-request upload is not served before complete, even at a public key", () =>
+    live(Effect.gen(function*() {
+      const data = bytes(5_000)
+      const ticket = (yield* init("alice", { filename: "logo.png", size: data.length, public: true })).json
+      assert.match(ticket.key, /^pub\//)
+      assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data)).status, 200)
+      // the bytes sit at the key already, but the upload is not complete
+      assert.strictEqual((yield* (yield* ObjectStorage).statObject(ticket.key)).size, 5_000)
+      const early = yield* rawGet(`/storage/files/${ticket.key}`)
+      assert.deepStrictEqual([early.status, JSON.parse(early.body)._tag], [404, "ObjectNotFound"])
+      assert.strictEqual((yield* complete("alice", ticket.claimId)).status, 200)
+      const served = yield* rawGet(`/storage/files/${ticket.key}`)
+      assert.strictEqual(served.status, 200)
+    })))
+
   it.effect("a multi-part upload: init, parts in any order, list, complete, download byte-identical", () =>
     live(Effect.gen(function*() {
       const data = bytes(partSize * 2 + 1234)
