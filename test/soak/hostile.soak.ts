@@ -20,6 +20,7 @@ import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { sendEndlessBody } from "../support/endlessBody.js"
 import { type Outcome, request, requestRaw, routeOf, sha256, Tally } from "./support/http.js"
+import { recordSoak } from "./support/results.js"
 import { Rng, seedFor } from "./support/rng.js"
 import { missing, servers } from "./support/servers.js"
 import { sleep, SoakServer } from "./support/soakServer.js"
@@ -239,6 +240,7 @@ if (pgAdmin === undefined) {
 
     afterAll(async () => {
       console.log(`[soak] hostile input figures: ${JSON.stringify(figures)}`)
+      recordSoak("hostile input", Object.keys(figures).length === 0 ? [] : [figures])
       await inspector?.dispose()
       await server?.dispose()
       await database?.drop().catch(() => {})
@@ -640,13 +642,14 @@ if (pgAdmin === undefined) {
         expect(depth).toEqual({ live: 0, dead: 0, pendingClaims: 0 })
         const objects = await inspector.backend.objects()
         const uploaded = [...model.keys.values()].filter((k) => k.state === "uploaded").map((k) => k.key)
-        expect([...objects].sort()).toEqual(uploaded.sort())
-        expect(await inspector.backend.sessions(), "multipart sessions left").toBe(0)
+        // Counted from the final state: uploads missing or differing, objects nobody uploaded.
+        const lost = new Set(uploaded.filter((key) => !objects.has(key)))
         for (const key of uploaded) {
           const k = model.keys.get(key)!
           const out = await request(server.url, "GET", `/storage/files/${key}`, { token: tokens[k.owner] })
-          expect(out.kind === "response" && sha256(out.body)).toBe(k.sha)
+          if (out.kind !== "response" || sha256(out.body) !== k.sha) lost.add(key)
         }
+        const leaked = [...objects].filter((key) => !uploaded.includes(key))
         Object.assign(figures, {
           seed,
           runs: numRuns,
@@ -657,9 +660,12 @@ if (pgAdmin === undefined) {
           uploadsCompleted: [...model.keys.values()].filter((k) => k.sha !== undefined).length,
           documents: model.docs.size,
           objectsLeft: objects.size,
-          lost: 0,
-          leaked: 0
+          lost: lost.size,
+          leaked: leaked.length
         })
+        expect([...lost], "uploads lost or changed").toEqual([])
+        expect(leaked, "objects nobody uploaded").toEqual([])
+        expect(await inspector.backend.sessions(), "multipart sessions left").toBe(0)
         expect([...statuses.keys()].filter((s) => s >= 500)).toEqual([])
       },
       300_000
