@@ -16,7 +16,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { isSqlError } from "../internal/transaction.js"
 import { Uploads } from "../layers/Uploads.js"
-import { type ClaimAlreadyExists, ServiceUnavailable, type StorageBackendError } from "../schema/Errors.js"
+import {
+  type ClaimAlreadyExists,
+  InvalidUploadSize,
+  ServiceUnavailable,
+  type StorageBackendError
+} from "../schema/Errors.js"
 import type { ClaimStore } from "../services/ClaimStore.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
@@ -91,6 +96,22 @@ export const make = <E, Provides>(
           uploads.abortUpload({ principal, claimId: path.claimId })).pipe(
             unavailableOnOutage
           ))
+      .handleRaw("uploadFile", ({ request, urlParams }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          const size = contentLength(request)
+          if (size === undefined) {
+            return yield* new InvalidUploadSize({ message: "send the file's size as Content-Length" })
+          }
+          return yield* uploads.uploadFile({
+            principal,
+            filename: urlParams.filename,
+            public: urlParams.public,
+            contentType: givenContentType(request),
+            size,
+            body: body.stream(request)
+          })
+        }).pipe(unavailableOnOutage))
       .handleRaw("download", ({ request }) =>
         download(request).pipe(Effect.provide(context), unavailableOnOutage))
   })
@@ -144,6 +165,12 @@ const unavailable = (cause: unknown) =>
     Effect.logError("storage request failed on an unavailable dependency", cause),
     Effect.fail(new ServiceUnavailable())
   )
+
+/** The request's content type, unless it is the generic one (then the filename decides). */
+const givenContentType = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const header = request.headers["content-type"]
+  return header === undefined || /^application\/octet-stream\b/i.test(header) ? undefined : header
+}
 
 const contentLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {
   const header = request.headers["content-length"]
