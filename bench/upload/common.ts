@@ -378,6 +378,35 @@ export const apiSmallFiles = async (
   }
 }
 
+/** Small files through the API in one request each (`POST /storage/files`), `concurrency` at once. */
+export const apiOneRequestFiles = async (
+  baseUrl: string,
+  count: number,
+  bytes: Uint8Array,
+  concurrency: number
+): Promise<Array<string>> => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  const headers = {
+    authorization: `Bearer ${benchToken}`,
+    "content-type": "image/png",
+    "content-length": bytes.length
+  }
+  const keys: Array<string> = []
+  let next = 0
+  try {
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next++ < count) {
+        const done = await request(agent, "POST", `${baseUrl}/storage/files?filename=avatar.png`, headers, bytes)
+        if (done.status !== 201) throw new Error(`POST /storage/files: ${done.status} ${done.body}`)
+        keys.push((JSON.parse(done.body) as { key: string }).key)
+      }
+    }))
+    return keys
+  } finally {
+    agent.destroy()
+  }
+}
+
 /** The same small files straight to the bucket with the SDK's PutObject, `concurrency` at once. */
 export const sdkSmallFiles = async (
   client: S3Client,

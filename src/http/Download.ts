@@ -10,7 +10,13 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { AccessDenied, InvalidObjectKey, RangeNotSatisfiable, Unauthenticated } from "../schema/Errors.js"
+import {
+  AccessDenied,
+  InvalidObjectKey,
+  ObjectNotFound,
+  RangeNotSatisfiable,
+  Unauthenticated
+} from "../schema/Errors.js"
 import { isAnonymous, type ObjectInfo } from "../schema/Models.js"
 import {
   checkKey,
@@ -19,6 +25,7 @@ import {
   originalFilenameMetadata,
   servedContentType as servedType
 } from "../schema/Naming.js"
+import { ClaimStore } from "../services/ClaimStore.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { optionalPrincipal } from "./Authentication.js"
 import { DownloadLinks } from "./DownloadLinks.js"
@@ -58,6 +65,7 @@ export const download = (request: HttpServerRequest.HttpServerRequest) =>
         }
       }
     }
+    yield* servedOnceComplete(key)
     const objects = yield* ObjectStorage
     const rangeHeader = request.headers["range"]
     const ifNoneMatch = request.headers["if-none-match"]
@@ -154,6 +162,18 @@ export const contentDisposition = (key: string, info: ObjectInfo): string => {
 }
 
 // ---- internal ----
+
+/**
+ * An upload's object is served only once the upload is complete: a
+ * single-request upload writes its bytes at the key before `complete`
+ * (which may still refuse it), so a key with a pending claim is not found yet.
+ */
+const servedOnceComplete = (key: string) =>
+  ClaimStore.pipe(
+    Effect.flatMap((claims) => claims.getByKey(key)),
+    Effect.flatMap((claim) => claim.status === "pending" ? new ObjectNotFound({ key }) : Effect.void),
+    Effect.catchTag("ClaimNotFound", () => Effect.void)
+  )
 
 const safetyHeaders = {
   "x-content-type-options": "nosniff",

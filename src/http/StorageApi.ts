@@ -9,6 +9,7 @@
  * | GET /storage/uploads/{claimId}/parts | parts recorded so far |
  * | POST /storage/uploads/{claimId}/complete | assemble |
  * | DELETE /storage/uploads/{claimId} | abort (idempotent) |
+ * | POST /storage/files?filename= | a small file (at most one part) in one request |
  * | GET /storage/files/{key...} | download through the ACL, with ranges |
  *
  * Errors are JSON `{ "_tag", "message" }` with the status of their kind.
@@ -137,6 +138,17 @@ export const DownloadLinkResponse = Schema.Struct({
   expiresAt: Schema.DateTimeUtc
 }).annotations({ identifier: "DownloadLink" })
 
+/**
+ * `POST /storage/files` query: the file's name and whether it is public.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const UploadFileParams = Schema.Struct({
+  filename: Schema.String.pipe(Schema.maxLength(1024)),
+  public: Schema.optional(Schema.BooleanFromString)
+}).annotations({ identifier: "UploadFileParams" })
+
 const claimId = HttpApiSchema.param("claimId", Schema.String)
 const partNumber = HttpApiSchema.param("partNumber", Schema.NumberFromString)
 
@@ -221,6 +233,38 @@ export class StorageApiGroup extends HttpApiGroup.make("storage")
       .addSuccess(DownloadLinkResponse)
       .middleware(Authentication)
       .annotate(OpenApi.Summary, "A short-lived signed download link to a file the caller may read")
+  )
+  .add(
+    HttpApiEndpoint.post("uploadFile", "/storage/files")
+      .setUrlParams(UploadFileParams)
+      .addSuccess(CompletedUploadResponse, { status: 201 })
+      .addError(InvalidUploadSize, { status: 422 })
+      .addError(UploadTooLarge, { status: 413 })
+      .addError(PartTooLarge, { status: 413 })
+      .addError(PartTooSmall, { status: 422 })
+      .addError(MultipartNotSupported, { status: 422 })
+      .addError(PublicUploadsNotAllowed, { status: 422 })
+      .addError(InvalidFilename, { status: 422 })
+      .addError(TooManyParts, { status: 422 })
+      .addError(TooManyPendingUploads, { status: 429 })
+      .addError(RequestBodyError, { status: 400 })
+      // The steps' own errors, should the claim change under the request.
+      .addError(ClaimNotPending, { status: 409 })
+      .addError(ClaimExpired, { status: 410 })
+      .addError(PartNumberOutOfRange, { status: 422 })
+      .addError(PartsIncomplete, { status: 422 })
+      .addError(PartETagMismatch, { status: 422 })
+      .addError(UploadSizeMismatch, { status: 422 })
+      .addError(UploadSessionNotFound, { status: 422 })
+      .addError(ObjectNotFound, { status: 404 })
+      .middleware(Authentication)
+      .annotate(OpenApi.Summary, "Upload a small file in one request")
+      .annotate(
+        OpenApi.Description,
+        "The raw bytes of the file as the body, with its size as Content-Length and its type as Content-Type " +
+          "(application/octet-stream or none: guessed from the filename). At most partSize bytes (see " +
+          "POST /storage/uploads for larger files). Answers like complete; nothing stays pending when it fails."
+      )
   )
   .add(
     HttpApiEndpoint.get("download", "/storage/files/*")

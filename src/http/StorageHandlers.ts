@@ -21,12 +21,14 @@ import { Uploads } from "../layers/Uploads.js"
 import {
   AccessDenied,
   type ClaimAlreadyExists,
+  InvalidUploadSize,
   isMisconfiguration,
   ServiceUnavailable,
   type StorageBackendError,
   StorageMisconfigured
 } from "../schema/Errors.js"
 import { checkKey, isPublicKey } from "../schema/Naming.js"
+import type { ClaimStore } from "../services/ClaimStore.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
@@ -41,7 +43,14 @@ import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
  * @since 0.1.0
  * @category models
  */
-export type Requirements = Uploads | ObjectStorage | FileAcl | TokenResolver | DownloadLinks | RequestBody.RequestBody
+export type Requirements =
+  | Uploads
+  | ClaimStore
+  | ObjectStorage
+  | FileAcl
+  | TokenResolver
+  | DownloadLinks
+  | RequestBody.RequestBody
 
 /**
  * The storage group's handlers, for `HttpApiBuilder.group(api, "storage",
@@ -61,7 +70,7 @@ export const make = <E, Provides>(
   Effect.gen(function*() {
     const uploads = yield* Uploads
     const body = yield* RequestBody.RequestBody
-    const context = yield* Effect.context<ObjectStorage | FileAcl | TokenResolver | DownloadLinks>()
+    const context = yield* Effect.context<ClaimStore | ObjectStorage | FileAcl | TokenResolver | DownloadLinks>()
     const acl = yield* FileAcl
     const links = yield* DownloadLinks
     return handlers
@@ -105,6 +114,22 @@ export const make = <E, Provides>(
             return yield* new AccessDenied()
           }
           return yield* links.sign(payload.key)
+        }).pipe(unavailableOnOutage))
+      .handleRaw("uploadFile", ({ request, urlParams }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          const size = contentLength(request)
+          if (size === undefined) {
+            return yield* new InvalidUploadSize({ message: "send the file's size as Content-Length" })
+          }
+          return yield* uploads.uploadFile({
+            principal,
+            filename: urlParams.filename,
+            public: urlParams.public,
+            contentType: givenContentType(request),
+            size,
+            body: body.stream(request)
+          })
         }).pipe(unavailableOnOutage))
       .handleRaw("download", ({ request }) =>
         download(request).pipe(Effect.provide(context), unavailableOnOutage))
@@ -186,6 +211,12 @@ const misconfigured = (error: StorageBackendError & { readonly reason: "access_d
     ),
     Effect.zipRight(Effect.fail(new StorageMisconfigured({ reason: error.reason })))
   )
+
+/** The request's content type, unless it is the generic one (then the filename decides). */
+const givenContentType = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const header = request.headers["content-type"]
+  return header === undefined || /^application\/octet-stream\b/i.test(header) ? undefined : header
+}
 
 const contentLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {
   const header = request.headers["content-length"]

@@ -1,5 +1,6 @@
 /**
- * The upload flow: init, parts, list, complete, abort.
+ * The upload flow: init, parts, list, complete, abort; and a small file in
+ * one call (`uploadFile`).
  *
  * Every step is recorded in SQL and nothing is trusted from the client but
  * bytes: the server picks the key and the part size, records every part's
@@ -386,7 +387,38 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       if (aborted) yield* Metric.increment(StorageMetrics.uploadsAborted)
     })
 
-    return { initUpload, uploadPart, listParts, completeUpload, abortUpload } as const
+    /**
+     * A whole file in one call, for files that fit in one part (avatars,
+     * attachments): the claim is opened, the body stored with one put and
+     * the upload completed, with every check of the three steps. When any
+     * step fails (or the client goes away) the claim is aborted, so nothing
+     * stays pending and the per-owner cap is not held.
+     */
+    const uploadFile = Effect.fn("Uploads.uploadFile")(function*<E>(input: {
+      readonly principal: Principal
+      readonly filename: string
+      readonly size: number
+      readonly contentType?: string | undefined
+      readonly public?: boolean | undefined
+      readonly body: Body<E>
+    }) {
+      const multipart = yield* requireMultipart
+      if (Number.isSafeInteger(input.size) && input.size > multipart.partSize) {
+        return yield* new UploadTooLarge({
+          message: `one request carries at most ${multipart.partSize} bytes; ` +
+            `open an upload (POST /storage/uploads) and send ${input.size} bytes in parts`
+        })
+      }
+      const ticket = yield* initUpload(input)
+      const principal = input.principal
+      const claimId = ticket.claimId
+      return yield* uploadPart({ principal, claimId, partNumber: 1, body: input.body, size: input.size }).pipe(
+        Effect.zipRight(completeUpload({ principal, claimId })),
+        Effect.onError(() => Effect.ignore(abortUpload({ principal, claimId })))
+      )
+    })
+
+    return { initUpload, uploadPart, listParts, completeUpload, abortUpload, uploadFile } as const
   })
 }) {}
 

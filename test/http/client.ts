@@ -29,6 +29,21 @@ export const listParts = (user: User, claimId: string) =>
 export const complete = (user: User, claimId: string) =>
   call(user, HttpClientRequest.post(`/storage/uploads/${claimId}/complete`))
 
+/** `POST /storage/files`: a small file in one request. */
+export const postFile = (
+  user: User,
+  query: Record<string, string>,
+  data: Uint8Array,
+  contentType = "application/octet-stream"
+) =>
+  call(
+    user,
+    HttpClientRequest.post("/storage/files").pipe(
+      HttpClientRequest.setUrlParams(query),
+      HttpClientRequest.bodyUint8Array(data, contentType)
+    )
+  )
+
 export const abort = (user: User, claimId: string) => call(user, HttpClientRequest.del(`/storage/uploads/${claimId}`))
 
 /** Splits `data` into the parts a ticket asks for. */

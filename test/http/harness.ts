@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as http from "node:http"
+import * as net from "node:net"
 import { Authentication, TokenResolver } from "../../src/http/Authentication.js"
 import * as DownloadLinks from "../../src/http/DownloadLinks.js"
 import { FileAcl } from "../../src/http/FileAcl.js"
@@ -113,4 +114,22 @@ export const rawGet = (path: string, headers: Record<string, string> = {}) =>
         resume(Effect.die(e)))
       req.end()
     })
+  })
+
+/**
+ * Sends a POST as alice that declares `declared` bytes but sends 10 and
+ * closes the connection: a client that goes away mid-body.
+ */
+export const sendCutBody = (port: number, path: string, declared: number): Promise<void> =>
+  new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens.alice}\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Length: ${declared}\r\n\r\n`
+      )
+      socket.write(Buffer.alloc(10, 1))
+      setTimeout(() => socket.destroy(), 200)
+    })
+    socket.on("error", () => {})
+    socket.on("close", () => resolve())
   })

@@ -1,4 +1,5 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
@@ -13,8 +14,9 @@ import * as S3ObjectStorage from "../../src/layers/objects/S3ObjectStorage.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
 import { describeEachDialect, missingServer } from "../support/databases.js"
-import { abort, bytes, complete, init, listParts, putPart, sha256, uploadWhole } from "./client.js"
-import { call, raw, rawGet, serverLayer } from "./harness.js"
+import { eventually } from "../support/eventually.js"
+import { abort, bytes, complete, init, listParts, postFile, putPart, sha256, uploadWhole } from "./client.js"
+import { call, raw, rawGet, sendCutBody, serverLayer } from "./harness.js"
 
 const partSize = 64 * 1024
 const live = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect
@@ -48,6 +50,64 @@ const uploadSuite = (it: Vitest.MethodsNonLive<any>, partSize: number) => {
       )
       // completed: a part sent now is refused
       assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data)).status, 409)
+    })))
+
+  it.effect("a single-request upload is not served before complete, even at a public key", () =>
+    live(Effect.gen(function*() {
+      const data = bytes(5_000)
+      const ticket = (yield* init("alice", { filename: "logo.png", size: data.length, public: true })).json
+      assert.match(ticket.key, /^pub\//)
+      assert.strictEqual((yield* putPart("alice", ticket.claimId, 1, data)).status, 200)
+      // the bytes sit at the key already, but the upload is not complete
+      assert.strictEqual((yield* (yield* ObjectStorage).statObject(ticket.key)).size, 5_000)
+      const early = yield* rawGet(`/storage/files/${ticket.key}`)
+      assert.deepStrictEqual([early.status, JSON.parse(early.body)._tag], [404, "ObjectNotFound"])
+      assert.strictEqual((yield* complete("alice", ticket.claimId)).status, 200)
+      const served = yield* rawGet(`/storage/files/${ticket.key}`)
+      assert.strictEqual(served.status, 200)
+    })))
+
+  it.effect("a small file in one request (POST /storage/files): stored, completed, adoptable, byte-identical", () =>
+    live(Effect.gen(function*() {
+      const data = bytes(7_000)
+      const done = yield* postFile("alice", { filename: "me.png" }, data)
+      assert.strictEqual(done.status, 201, done.text)
+      // the generic type is not taken: the filename decides
+      assert.deepInclude(done.json, { size: 7_000, contentType: "image/png", originalFilename: "me.png" })
+      assert.match(done.json.key, /^priv\/.+\.png$/)
+      const claim = yield* (yield* ClaimStore).getByKey(done.json.key)
+      assert.strictEqual(claim.status, "uploaded")
+      assert.strictEqual(yield* (yield* ClaimStore).countPendingByOwner("alice"), 0)
+      const file = yield* raw("alice", HttpClientRequest.get(`/storage/files/${done.json.key}`))
+      assert.strictEqual(sha256(file.body), sha256(data))
+      assert.strictEqual((yield* raw("bob", HttpClientRequest.get(`/storage/files/${done.json.key}`))).status, 403)
+      // a type given by the client is kept when safe
+      const pdf = yield* postFile("alice", { filename: "a.bin" }, bytes(10), "application/pdf")
+      assert.strictEqual(pdf.json.contentType, "application/pdf")
+    })))
+
+  it.effect("a small file in one request: bad input is refused and nothing stays pending", () =>
+    live(Effect.gen(function*() {
+      const claims = yield* ClaimStore
+      const refused = (r: { status: number; json: any }, status: number, tag: string) =>
+        assert.deepStrictEqual([r.status, r.json?._tag], [status, tag])
+      refused(yield* postFile("alice", { filename: "big.bin" }, bytes(partSize + 1)), 413, "UploadTooLarge")
+      refused(yield* postFile("alice", { filename: "" }, bytes(10)), 422, "InvalidFilename")
+      refused(yield* postFile("alice", { filename: "a.bin" }, new Uint8Array(0)), 422, "InvalidUploadSize")
+      assert.strictEqual((yield* postFile(undefined, { filename: "a.bin" }, bytes(10))).status, 401)
+      assert.strictEqual((yield* postFile("alice", {}, bytes(10))).status, 400)
+      assert.strictEqual(yield* claims.countPendingByOwner("alice"), 0)
+      // a body cut short: the claim opened for it is aborted (its delete queued)
+      const server = yield* HttpServer.HttpServer
+      yield* Effect.promise(() =>
+        sendCutBody((server.address as HttpServer.TcpAddress).port, "/storage/files?filename=cut.bin", 1_000)
+      )
+      yield* eventually(Effect.map(claims.countPendingByOwner("alice"), (n) => n === 0), {
+        what: "the cut upload's claim to be aborted"
+      })
+      const queued = yield* (yield* SqlClient.SqlClient)<{ reason: string }>`
+        SELECT reason FROM sys_storage_pending_delete`
+      assert.deepStrictEqual(queued.map((r) => r.reason), ["aborted"])
     })))
 
   it.effect("a multi-part upload: init, parts in any order, list, complete, download byte-identical", () =>

@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { recordSoak } from "./support/results.js"
 import { Rng, seedFor } from "./support/rng.js"
 import { missing, servers } from "./support/servers.js"
 import { sleep, SoakServer } from "./support/soakServer.js"
@@ -44,6 +45,7 @@ const figures: Array<Record<string, unknown>> = []
 
 afterAll(() => {
   for (const f of figures) console.log(`[soak] crash figures: ${JSON.stringify(f)}`)
+  recordSoak("crash", figures)
 })
 
 for (const variant of variants) {
@@ -153,7 +155,6 @@ for (const variant of variants) {
         // session opened, upload id never recorded): at most one per init
         // whose answer was lost.
         const initsCut = workload.tally.count((k) => k.startsWith("POST /storage/uploads network"))
-        expect(final.sessionsLeft, "multipart sessions left").toBeLessThanOrEqual(initsCut)
         const figure = {
           variant: variant.name,
           seed,
@@ -174,9 +175,12 @@ for (const variant of variants) {
           tempFilesLeft: final.tempFilesLeft,
           restartMillisAvg: Math.round(server.startMillis.reduce((a, b) => a + b, 0) / server.startMillis.length),
           drainMillis: final.drainMillis,
-          lost: 0
+          lost: final.lost,
+          leaked: final.leaked
         }
         figures.push(figure)
+        expect(final.problems, `seed ${seed}`).toEqual([])
+        expect(final.sessionsLeft, "multipart sessions left").toBeLessThanOrEqual(initsCut)
         console.log(`[soak] ${title}: ${workload.tally}`)
         for (const note of workload.notes) console.log(`[soak] note: ${note}`)
         expect(workload.findings, `seed ${seed}`).toEqual([])

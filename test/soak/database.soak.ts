@@ -12,6 +12,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest"
 import { request } from "./support/http.js"
+import { recordSoak } from "./support/results.js"
 import { Rng, seedFor } from "./support/rng.js"
 import {
   canRestartMariadb,
@@ -71,6 +72,7 @@ afterAll(async () => {
     if (target.canRestart() && !(await portAnswers(target.port))) await target.start()
   }
   for (const f of figures) console.log(`[soak] database outage figures: ${JSON.stringify(f)}`)
+  recordSoak("database outage", figures)
 })
 
 /** One whole upload (init, one part, complete) with bounded requests; answers whether it succeeded. */
@@ -194,9 +196,11 @@ for (const target of targets) {
           drainMillis: final.drainMillis,
           objectsAtEnd: final.objectsAtEnd,
           verifiedSha256: final.verifiedSha256,
-          lost: 0
+          lost: final.lost,
+          leaked: final.leaked
         }
         figures.push(figure)
+        expect(final.problems, `seed ${seed}`).toEqual([])
         console.log(`[soak] ${title}: ${workload.tally}`)
       } finally {
         if (!(await portAnswers(target.port))) await target.start()

@@ -42,6 +42,7 @@ import { PendingDelete } from "../../src/schema/Models.js"
 import { DeleteQueue } from "../../src/services/DeleteQueue.js"
 import { startFaultProxy } from "./support/faultProxy.js"
 import { type Outcome, request, sha256, Tally } from "./support/http.js"
+import { recordSoak } from "./support/results.js"
 import { Rng, seedFor } from "./support/rng.js"
 import { missing, servers } from "./support/servers.js"
 import { sleep, SoakServer } from "./support/soakServer.js"
@@ -50,6 +51,7 @@ import { freshDatabase, s3Backend } from "./support/state.js"
 const figures: Array<Record<string, unknown>> = []
 afterAll(() => {
   for (const f of figures) console.log(`[soak] object-store figures: ${JSON.stringify(f)}`)
+  recordSoak("object store", figures)
 })
 
 const ceph = servers().s3.ceph
@@ -116,6 +118,7 @@ if (ceph === undefined) {
         const during = { ...proxy.stats }
         // Downloads go through the proxy too: retried until whole.
         const mismatches: Array<string> = []
+        const lost = new Set<string>()
         for (const r of results) {
           const viaServer = await retry(
             () => request(server!.url, "GET", `/storage/files/${r.key}`, { token: "tokenA", timeoutMs: 60_000 }),
@@ -125,15 +128,16 @@ if (ceph === undefined) {
           )
           if (viaServer.kind !== "response" || sha256(viaServer.body) !== r.sha) {
             mismatches.push(`${r.key} (${r.size} bytes) through the server`)
+            lost.add(r.key)
           }
           const stored = await direct.client.send(new GetObjectCommand({ Bucket: bucket, Key: r.key }))
           const bytes = new Uint8Array(await stored.Body!.transformToByteArray())
-          if (sha256(bytes) !== r.sha) mismatches.push(`${r.key} (${r.size} bytes) in Ceph: ${bytes.length} bytes`)
+          if (sha256(bytes) !== r.sha) {
+            mismatches.push(`${r.key} (${r.size} bytes) in Ceph: ${bytes.length} bytes`)
+            lost.add(r.key)
+          }
         }
-        expect(mismatches).toEqual([])
-        expect(server.alive).toBe(true)
         const injected = during.error + during.reset + during.resetAfter + during.slow
-        expect(injected, "faults were injected").toBeGreaterThan(10)
         figures.push({
           part: "a",
           seed,
@@ -142,9 +146,12 @@ if (ceph === undefined) {
           s3Requests: Object.values(during).reduce((a, b) => a + b, 0),
           faults: during,
           clientSaw: tally.toString(),
-          verifiedSha256: results.length * 2,
-          lost: 0
+          verifiedSha256: results.length - lost.size,
+          lost: lost.size
         })
+        expect(mismatches).toEqual([])
+        expect(server.alive).toBe(true)
+        expect(injected, "faults were injected").toBeGreaterThan(10)
       } finally {
         await server?.dispose()
         await proxy.close()
@@ -362,8 +369,22 @@ if (ceph === undefined) {
 
         // The backend: queued objects gone, sessions aborted, the rest intact.
         const objects = await direct.objects()
-        expect(ok.filter((k) => objects.has(k)), "queued objects left").toEqual([])
-        expect(doomed.filter((k) => !objects.has(k)), "dead-lettered objects are kept").toEqual([])
+        // Counted from the final state, recorded before the checks below.
+        const leftBehind = ok.filter((k) => objects.has(k))
+        const wronglyDeleted = [...keepers, ...doomed].filter((k) => !objects.has(k))
+        figures.push({
+          part: "b",
+          seed,
+          queued: ok.length + doomed.length + sessions.length,
+          deleted: ok.length + sessions.length - leftBehind.length,
+          deadLettered: dead.length,
+          s3Requests: proxy.log.length,
+          faults: { ...proxy.stats },
+          drainMillis,
+          wronglyDeleted: wronglyDeleted.length
+        })
+        expect(leftBehind, "queued objects left").toEqual([])
+        expect(wronglyDeleted, "kept and dead-lettered objects are still there").toEqual([])
         const open = await direct.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))
         expect((open.Uploads ?? []).map((u) => u.Key), "sessions left open").toEqual([])
         for (const key of keepers) {
@@ -375,18 +396,6 @@ if (ceph === undefined) {
           proxy.log.filter((r) => r.path.includes("/keep/") || r.keys?.some((k) => k.startsWith("keep/")) === true),
           "requests touching objects never queued"
         ).toEqual([])
-
-        figures.push({
-          part: "b",
-          seed,
-          queued: ok.length + doomed.length + sessions.length,
-          deleted: ok.length + sessions.length,
-          deadLettered: dead.length,
-          s3Requests: proxy.log.length,
-          faults: { ...proxy.stats },
-          drainMillis,
-          wronglyDeleted: 0
-        })
       } finally {
         await runtime.dispose()
         await proxy.close()
