@@ -84,6 +84,9 @@ describe("CLI process: usage", () => {
         const unopenable = yield* spawn(["status"], { DATABASE_URL: `sqlite:${join(dir, "plain-file", "db.sqlite")}` })
         assert.strictEqual(unopenable.code, 4, unopenable.stderr)
         assert.match(unopenable.stderr, /^error: DatabaseUnreachable: cannot connect to the database/)
+        // A folder that can never be made (under /proc) fails at once, never spins.
+        const unmakeable = yield* spawn(["status"], { DATABASE_URL: "sqlite:/proc/effect-storage-none/db.sqlite" })
+        assert.strictEqual(unmakeable.code, 4, unmakeable.stderr)
         const badBackend = yield* spawn(["reconcile"], {
           DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
           STORAGE_BACKEND: "tape"

@@ -17,8 +17,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { mkdirSync } from "node:fs"
-import { dirname } from "node:path"
+import { existsSync, mkdirSync } from "node:fs"
+import { dirname, resolve } from "node:path"
 import { importOptional } from "../../internal/optionalPeer.js"
 import { type DriverNotInstalled, InvalidDatabaseUrl } from "../../schema/Errors.js"
 
@@ -172,7 +172,7 @@ const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient, DriverN
     // not a defect: better-sqlite3 throws from its constructor.
     const cannotOpen = (cause: unknown) => new SqlError({ cause, message: `SqliteClient: Failed to open ${filename}` })
     if (filename !== ":memory:") {
-      yield* Effect.try({ try: () => mkdirSync(dirname(filename), { recursive: true }), catch: cannotOpen })
+      yield* Effect.try({ try: () => makeDirectories(dirname(filename)), catch: cannotOpen })
     }
     const client = yield* SqliteClient.make({ filename }).pipe(
       Effect.catchAllDefect((defect) => Effect.fail(cannotOpen(defect)))
@@ -182,3 +182,17 @@ const sqliteLayer = (filename: string): Layer.Layer<SqlClient.SqlClient, DriverN
     yield* client`PRAGMA foreign_keys = ON`.pipe(Effect.orDie)
     return Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
   })).pipe(Layer.provide(Reactivity.layer))
+
+/**
+ * `mkdirSync(dir, { recursive: true })` one level at a time: Node's recursive
+ * form never returns for a folder under some pseudo filesystems (`/proc`),
+ * where a plain `mkdir` fails at once.
+ */
+const makeDirectories = (dir: string): void => {
+  const missing: Array<string> = []
+  for (let at = resolve(dir); !existsSync(at); at = dirname(at)) {
+    missing.unshift(at)
+    if (dirname(at) === at) break
+  }
+  for (const folder of missing) mkdirSync(folder)
+}
