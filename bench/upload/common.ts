@@ -332,21 +332,42 @@ const request = (
     else body.pipe(req)
   })
 
+/** Runs `upload(i)` for i in 0..count-1, `concurrency` at a time; answers the results. */
+const pooled = async <A>(count: number, concurrency: number, upload: (i: number) => Promise<A>): Promise<Array<A>> => {
+  const results: Array<A> = []
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < count) results.push(await upload(next++))
+  }))
+  return results
+}
+
+/** `pooled` over one keep-alive agent of `concurrency` sockets, closed at the end. */
+const pooledHttp = async <A>(
+  count: number,
+  concurrency: number,
+  upload: (agent: http.Agent) => Promise<A>
+): Promise<Array<A>> => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  try {
+    return await pooled(count, concurrency, () => upload(agent))
+  } finally {
+    agent.destroy()
+  }
+}
+
 /**
  * Small files through the storage API, `concurrency` uploads at once, each
  * the full exchange (open, one part, complete). Answers the keys.
  */
-export const apiSmallFiles = async (
+export const apiSmallFiles = (
   baseUrl: string,
   count: number,
   bytes: Uint8Array,
   concurrency: number
 ): Promise<Array<string>> => {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
   const auth = { authorization: `Bearer ${benchToken}` }
-  const keys: Array<string> = []
-  let next = 0
-  const one = async () => {
+  return pooledHttp(count, concurrency, async (agent) => {
     const opened = await request(
       agent,
       "POST",
@@ -366,45 +387,23 @@ export const apiSmallFiles = async (
     if (part.status !== 200) throw new Error(`PUT part: ${part.status} ${part.body}`)
     const done = await request(agent, "POST", `${baseUrl}/storage/uploads/${ticket.claimId}/complete`, auth)
     if (done.status !== 200) throw new Error(`POST complete: ${done.status} ${done.body}`)
-    keys.push(ticket.key)
-  }
-  try {
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next++ < count) await one()
-    }))
-    return keys
-  } finally {
-    agent.destroy()
-  }
+    return ticket.key
+  })
 }
 
 /** Small files through the API in one request each (`POST /storage/files`), `concurrency` at once. */
-export const apiOneRequestFiles = async (
+export const apiOneRequestFiles = (
   baseUrl: string,
   count: number,
   bytes: Uint8Array,
   concurrency: number
 ): Promise<Array<string>> => {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
-  const headers = {
-    authorization: `Bearer ${benchToken}`,
-    "content-type": "image/png",
-    "content-length": bytes.length
-  }
-  const keys: Array<string> = []
-  let next = 0
-  try {
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next++ < count) {
-        const done = await request(agent, "POST", `${baseUrl}/storage/files?filename=avatar.png`, headers, bytes)
-        if (done.status !== 201) throw new Error(`POST /storage/files: ${done.status} ${done.body}`)
-        keys.push((JSON.parse(done.body) as { key: string }).key)
-      }
-    }))
-    return keys
-  } finally {
-    agent.destroy()
-  }
+  const headers = { authorization: `Bearer ${benchToken}`, "content-type": "image/png", "content-length": bytes.length }
+  return pooledHttp(count, concurrency, async (agent) => {
+    const done = await request(agent, "POST", `${baseUrl}/storage/files?filename=avatar.png`, headers, bytes)
+    if (done.status !== 201) throw new Error(`POST /storage/files: ${done.status} ${done.body}`)
+    return (JSON.parse(done.body) as { key: string }).key
+  })
 }
 
 /** The same small files straight to the bucket with the SDK's PutObject, `concurrency` at once. */
@@ -416,15 +415,10 @@ export const sdkSmallFiles = async (
   bytes: Uint8Array,
   concurrency: number
 ): Promise<void> => {
-  let next = 0
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < count) {
-      const i = next++
-      await client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${i}.png`, Body: bytes, ContentType: "image/png" })
-      )
-    }
-  }))
+  await pooled(count, concurrency, (i) =>
+    client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${i}.png`, Body: bytes, ContentType: "image/png" })
+    ))
 }
 
 /**

@@ -10,14 +10,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import {
-  AccessDenied,
-  InvalidObjectKey,
-  ObjectNotFound,
-  RangeNotSatisfiable,
-  Unauthenticated
-} from "../schema/Errors.js"
-import { isAnonymous, type ObjectInfo } from "../schema/Models.js"
+import { InvalidObjectKey, ObjectNotFound, RangeNotSatisfiable } from "../schema/Errors.js"
+import type { ObjectInfo } from "../schema/Models.js"
 import {
   checkKey,
   isInlineType,
@@ -29,7 +23,7 @@ import { ClaimStore } from "../services/ClaimStore.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { optionalPrincipal } from "./Authentication.js"
 import { DownloadLinks } from "./DownloadLinks.js"
-import { FileAcl } from "./FileAcl.js"
+import { requireRead } from "./FileAcl.js"
 
 /**
  * Where files are served.
@@ -57,13 +51,7 @@ export const download = (request: HttpServerRequest.HttpServerRequest) =>
       // A signed link stands for the ACL's answer when it was made.
       yield* Effect.flatMap(DownloadLinks, (links) => links.verify(key, { signature, expires }))
     } else {
-      const principal = yield* optionalPrincipal(request.headers["authorization"])
-      if (!isPublicKey(key)) {
-        const acl = yield* FileAcl
-        if (!(yield* acl.canRead(principal, key))) {
-          return yield* isAnonymous(principal) ? new Unauthenticated() : new AccessDenied()
-        }
-      }
+      yield* requireRead(yield* optionalPrincipal(request.headers["authorization"]), key)
     }
     yield* servedOnceComplete(key)
     const objects = yield* ObjectStorage

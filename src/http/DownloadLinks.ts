@@ -25,7 +25,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import * as fsp from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { fsCall } from "../internal/files.js"
-import { duration } from "../layers/StorageConfig.js"
+import { backendKind, duration, filesystemRoot } from "../layers/StorageConfig.js"
 import { DownloadLinkExpired, InvalidDownloadLink, type StorageBackendError } from "../schema/Errors.js"
 
 /**
@@ -215,10 +215,8 @@ export const layerFromConfig: Layer.Layer<DownloadLinks, ConfigError.ConfigError
 const secretFileFromConfig = Effect.gen(function*() {
   const named = yield* Config.option(Config.string("STORAGE_LINK_SECRET_FILE"))
   if (Option.isSome(named) && named.value.trim() !== "") return Option.some(resolve(named.value))
-  const backend = yield* Config.string("STORAGE_BACKEND").pipe(Config.withDefault("filesystem"))
-  if (backend !== "filesystem") return Option.none<string>()
-  const root = yield* Config.string("STORAGE_ROOT").pipe(Config.withDefault("./data/objects"))
-  return Option.some(join(dirname(resolve(root)), "download-link.secret"))
+  if ((yield* backendKind) !== "filesystem") return Option.none<string>()
+  return Option.some(join(dirname(resolve(yield* filesystemRoot)), "download-link.secret"))
 })
 
 /**

@@ -8,7 +8,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { AccessDenied, Unauthenticated } from "../schema/Errors.js"
 import { isAnonymous, type Principal } from "../schema/Models.js"
+import { isPublicKey } from "../schema/Naming.js"
 import { FileRegistry } from "../services/FileRegistry.js"
 
 /**
@@ -55,3 +57,22 @@ export class FileAcl extends Context.Tag("effect-storage/FileAcl")<FileAcl, {
     }
   }
 }
+
+/**
+ * Who may read `key`: anyone for a `pub/` key, else whom the `FileAcl`
+ * allows; `Unauthenticated` for an anonymous caller it does not allow,
+ * `AccessDenied` for anyone else it does not. The download and the links
+ * it hands out both ask this.
+ *
+ * @since 0.1.0
+ * @category access
+ */
+export const requireRead = (
+  principal: Principal,
+  key: string
+): Effect.Effect<void, Unauthenticated | AccessDenied | SqlError, FileAcl> =>
+  isPublicKey(key) ? Effect.void : Effect.flatMap(FileAcl, (acl) => acl.canRead(principal, key)).pipe(
+    Effect.flatMap((allowed) =>
+      allowed ? Effect.void : Effect.fail(isAnonymous(principal) ? new Unauthenticated() : new AccessDenied())
+    )
+  )

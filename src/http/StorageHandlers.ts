@@ -19,7 +19,6 @@ import { isSqlError } from "../internal/transaction.js"
 import { backendMisconfigured } from "../layers/StorageMetrics.js"
 import { Uploads } from "../layers/Uploads.js"
 import {
-  AccessDenied,
   type ClaimAlreadyExists,
   InvalidUploadSize,
   isMisconfiguration,
@@ -27,13 +26,13 @@ import {
   type StorageBackendError,
   StorageMisconfigured
 } from "../schema/Errors.js"
-import { checkKey, isPublicKey } from "../schema/Naming.js"
+import { checkKey } from "../schema/Naming.js"
 import type { ClaimStore } from "../services/ClaimStore.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { type Authentication, CurrentPrincipal, type TokenResolver } from "./Authentication.js"
 import { download } from "./Download.js"
 import { DownloadLinks } from "./DownloadLinks.js"
-import { FileAcl } from "./FileAcl.js"
+import { type FileAcl, requireRead } from "./FileAcl.js"
 import * as RequestBody from "./RequestBody.js"
 import { StorageApi, type StorageApiGroup } from "./StorageApi.js"
 
@@ -71,7 +70,6 @@ export const make = <E, Provides>(
     const uploads = yield* Uploads
     const body = yield* RequestBody.RequestBody
     const context = yield* Effect.context<ClaimStore | ObjectStorage | FileAcl | TokenResolver | DownloadLinks>()
-    const acl = yield* FileAcl
     const links = yield* DownloadLinks
     return handlers
       .handle("initUpload", ({ payload }) =>
@@ -109,10 +107,7 @@ export const make = <E, Provides>(
       .handle("createLink", ({ payload }) =>
         Effect.gen(function*() {
           yield* checkKey(payload.key)
-          const principal = yield* CurrentPrincipal
-          if (!isPublicKey(payload.key) && !(yield* acl.canRead(principal, payload.key))) {
-            return yield* new AccessDenied()
-          }
+          yield* requireRead(yield* CurrentPrincipal, payload.key)
           return yield* links.sign(payload.key)
         }).pipe(unavailableOnOutage))
       .handleRaw("uploadFile", ({ request, urlParams }) =>

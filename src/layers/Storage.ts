@@ -36,7 +36,7 @@ import * as MemoryObjectStorage from "./objects/MemoryObjectStorage.js"
 import * as S3ObjectStorage from "./objects/S3ObjectStorage.js"
 import * as Database from "./sql/Database.js"
 import * as SqlStores from "./sql/SqlStores.js"
-import { byteSize, StorageConfig } from "./StorageConfig.js"
+import { backendKind, byteSize, filesystemRoot, StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { Uploads } from "./Uploads.js"
 
@@ -48,17 +48,14 @@ import { Uploads } from "./Uploads.js"
  */
 export const backendFromConfig: Layer.Layer<ObjectStorage, unknown> = Layer.unwrapEffect(
   Effect.gen(function*() {
-    const kind = yield* Config.literal("filesystem", "s3", "memory")("STORAGE_BACKEND").pipe(
-      Config.withDefault("filesystem" as const)
-    )
+    const kind = yield* backendKind
     const partSize = Option.getOrUndefined(yield* Config.option(byteSize("STORAGE_PART_SIZE")))
     switch (kind) {
       case "memory":
         yield* Effect.logWarning("STORAGE_BACKEND=memory: objects live in this process only and vanish with it")
         return MemoryObjectStorage.layer({ partSize })
       case "filesystem": {
-        const root = yield* Config.string("STORAGE_ROOT").pipe(Config.withDefault("./data/objects"))
-        return FileSystemObjectStorage.layer({ root, partSize })
+        return FileSystemObjectStorage.layer({ root: yield* filesystemRoot, partSize })
       }
       case "s3": {
         const s3 = yield* Config.all({

@@ -132,6 +132,29 @@ export class StorageConfig extends Context.Tag("effect-storage/StorageConfig")<S
 }
 
 /**
+ * `STORAGE_BACKEND`: the object backend (`filesystem`, the default; `s3`;
+ * `memory`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const backendKind: Config.Config<"filesystem" | "s3" | "memory"> = Config.literal(
+  "filesystem",
+  "s3",
+  "memory"
+)("STORAGE_BACKEND").pipe(Config.withDefault("filesystem" as const))
+
+/**
+ * `STORAGE_ROOT`: the filesystem backend's folder (`./data/objects`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const filesystemRoot: Config.Config<string> = Config.string("STORAGE_ROOT").pipe(
+  Config.withDefault("./data/objects")
+)
+
+/**
  * A duration from text: `300` (seconds), `500ms`, `30s`, `5m`, `24h`, `7d`,
  * or Effect's own forms such as `5 minutes`.
  *

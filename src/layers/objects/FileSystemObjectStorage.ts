@@ -177,16 +177,6 @@ export const staleTemporaryAge = 60 * 60 * 1000
  */
 export const staleClosingAge = 60 * 60 * 1000
 
-/**
- * Takes a session aside as a completion does, in the backend under `root`,
- * and answers where it went: for tests that need a session held by a live
- * process.
- *
- * @internal
- */
-export const takeSessionAsideForTest = (root: string, uploadId: string) =>
-  takeSessionAside(makePaths(resolve(root)), "test", uploadId)
-
 // ---- internal ----
 
 /**
@@ -224,19 +214,6 @@ const recoverAfterCrash = (paths: Paths, now: number, closingTimeout: number) =>
         await fsp.rm(path, { recursive: true, force: true })
       }
     }
-  })
-
-/**
- * Takes a session folder aside from `.multipart` in one rename, so that
- * exactly one completer or aborter wins, even across processes. The new
- * name, `<uploadId>.<uuid>.<owner>.closing`, records who took it and when,
- * in that same rename. Answers where it went, or `undefined` when someone
- * else took it first.
- */
-const takeSessionAside = (paths: Paths, operation: string, uploadId: string) =>
-  fsCall(operation, async () => {
-    const aside = join(paths.tmp, `${uploadId}.${randomUUID()}.${ownerToken(currentOwner(Date.now()))}.closing`)
-    return (await renameIfPresent(paths.session(uploadId), aside)) ? aside : undefined
   })
 
 const closingPattern = new RegExp(
@@ -512,6 +489,19 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
         ? Effect.succeed(manifest.value)
         : Effect.fail(sessionNotFound(uploadId)))
 
+  /**
+   * Takes a session folder aside from `.multipart` in one rename, so that
+   * exactly one completer or aborter wins, even across processes. The new
+   * name, `<uploadId>.<uuid>.<owner>.closing`, records who took it and when,
+   * in that same rename. Answers where it went, or `undefined` when someone
+   * else took it first.
+   */
+  const takeSessionAside = (operation: string, uploadId: string) =>
+    fsCall(operation, async () => {
+      const aside = join(paths.tmp, `${uploadId}.${randomUUID()}.${ownerToken(currentOwner(Date.now()))}.closing`)
+      return (await renameIfPresent(paths.session(uploadId), aside)) ? aside : undefined
+    })
+
   const initMultipart: MultipartDriver["initMultipart"] = (input) =>
     Effect.gen(function*() {
       const uploadId = yield* uuidv7
@@ -709,7 +699,7 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
     sessionWriters(input.uploadId, sessionPermits)(Effect.gen(function*() {
       const manifest = yield* openSession(input.uploadId, input.key)
       // Taken aside first: from here no other completion or abort can have it.
-      const aside = yield* takeSessionAside(paths, "completeMultipart", input.uploadId)
+      const aside = yield* takeSessionAside("completeMultipart", input.uploadId)
       if (aside === undefined) return yield* sessionNotFound(input.uploadId)
       return yield* Effect.acquireUseRelease(
         Effect.sync(paths.temp),
@@ -755,7 +745,7 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
       const manifest = yield* readManifest(input.uploadId)
       // Unknown, closed or someone else's session: nothing to abort.
       if (Option.isNone(manifest) || manifest.value.key !== input.key) return
-      const aside = yield* takeSessionAside(paths, "abortMultipart", input.uploadId)
+      const aside = yield* takeSessionAside("abortMultipart", input.uploadId)
       if (aside !== undefined) yield* removeQuietly(aside)
     }))
 

@@ -9,6 +9,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { randomUUID } from "node:crypto"
+import { renameSync } from "node:fs"
+import { join } from "node:path"
+import { currentOwner, ownerToken } from "../../../src/internal/owner.js"
 import * as FileSystemObjectStorage from "../../../src/layers/objects/FileSystemObjectStorage.js"
 
 const root = process.env.STORAGE_ROOT!
@@ -22,7 +26,11 @@ const hold = Effect.gen(function*() {
     yield* mp.putPart({ key, uploadId, partNumber: 1, body: new TextEncoder().encode("abcd") }),
     yield* mp.putPart({ key, uploadId, partNumber: 2, body: new TextEncoder().encode("ef") })
   ]
-  yield* FileSystemObjectStorage.takeSessionAsideForTest(root, uploadId)
+  // What a completion does first: the session moves aside under a name that records this process.
+  renameSync(
+    join(root, ".multipart", uploadId),
+    join(root, ".tmp", `${uploadId}.${randomUUID()}.${ownerToken(currentOwner(Date.now()))}.closing`)
+  )
   process.stdout.write(`${JSON.stringify({ key, uploadId, parts })}\n`)
   return yield* Effect.never
 })
