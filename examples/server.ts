@@ -1,7 +1,8 @@
 /**
  * The example server (`npm start`): the storage API, the upload page at `/`,
  * the documents API, the API docs at `/docs` (OpenAPI at `/openapi.json`),
- * Prometheus metrics at `/metrics`, and the delete worker and sweeper.
+ * Prometheus metrics at `/metrics`, the delete worker and sweeper, and
+ * OTLP export when the `OTEL_*` variables ask for it.
  *
  * Defaults: SQLite at ./data/storage.db and files under ./data/objects;
  * every setting comes from the environment (see README).
@@ -29,7 +30,7 @@ import {
   TokenResolver,
   UploadPage
 } from "../src/http/index.js"
-import { durationConfig, Storage } from "../src/index.js"
+import { durationConfig, Storage, Telemetry } from "../src/index.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 
 /** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
@@ -128,4 +129,11 @@ const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(StorageLive)
 )
 
-Layer.launch(ServerLive).pipe(NodeRuntime.runMain)
+/**
+ * Traces, metrics and logs over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or a
+ * signal's own endpoint) is set; provided around everything, so the
+ * workers' spans and the start-up are exported too.
+ */
+const TelemetryLive = Telemetry.layerFromConfig({ serviceName: "effect-storage-example" })
+
+Layer.launch(ServerLive.pipe(Layer.provide(TelemetryLive))).pipe(NodeRuntime.runMain)

@@ -65,6 +65,7 @@ export {
 } from "./layers/StorageConfig.js"
 /** @since 0.1.0 */
 export * as StorageMetrics from "./layers/StorageMetrics.js"
+export * as Telemetry from "./layers/Telemetry.js"
 export { type CompletedUpload, Uploads, type UploadTicket } from "./layers/Uploads.js"
 export { StorageEvents } from "./services/StorageEvents.js"
 /** @since 0.1.0 */
