@@ -17,6 +17,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { Authentication, CurrentPrincipal, FileAcl, StorageApiGroup, StorageHandlers } from "../src/http/index.js"
@@ -87,7 +88,15 @@ export const migrations = Effect.gen(function*() {
       })
     })
   })
-  yield* migrate
+  // Several servers may start at once on one database: on PostgreSQL the
+  // Migrator's first CREATE TABLE of its own table fails in all but one of
+  // them ("already exists"), and elsewhere a loser may return before the
+  // winner committed. So: retry, then wait until the tables exist.
+  yield* migrate.pipe(Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") }))
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`SELECT 1 FROM documents, document_files WHERE 1 = 0`.unprepared.pipe(
+    Effect.retry({ times: 50, schedule: Schedule.spaced("200 millis") })
+  )
 })
 
 /** The documents' store: rows in `documents` and `document_files`. */

@@ -10,6 +10,7 @@
  * | S3_BUCKET, S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE, S3_CREATE_BUCKET | AWS defaults |
  * | STORAGE_PART_SIZE | the backend's own |
  * | STORAGE_RUN_WORKERS | `true` (the delete worker and the sweeper run in this process) |
+ * | STORAGE_EVENTS | `log` (`outbox`: the event outbox table; `none`) |
  * | STORAGE_* of `StorageConfig.layerFromEnv` | see there |
  *
  * @since 0.1.0
@@ -35,8 +36,9 @@ import * as FileSystemObjectStorage from "./objects/FileSystemObjectStorage.js"
 import * as MemoryObjectStorage from "./objects/MemoryObjectStorage.js"
 import * as S3ObjectStorage from "./objects/S3ObjectStorage.js"
 import * as Database from "./sql/Database.js"
+import * as SqlEventOutbox from "./sql/SqlEventOutbox.js"
 import * as SqlStores from "./sql/SqlStores.js"
-import { backendKind, byteSize, filesystemRoot, StorageConfig } from "./StorageConfig.js"
+import { backendKind, byteSize, eventsKind, filesystemRoot, StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { Uploads } from "./Uploads.js"
 
@@ -144,13 +146,24 @@ export const layer = (parts: {
  */
 export const layerFromConfig: Layer.Layer<Services, unknown> = Layer.unwrapEffect(
   Effect.map(
-    Config.boolean("STORAGE_RUN_WORKERS").pipe(Config.withDefault(true)),
-    (runWorkers) =>
+    Config.all({
+      runWorkers: Config.boolean("STORAGE_RUN_WORKERS").pipe(Config.withDefault(true)),
+      events: eventsKind
+    }),
+    ({ events, runWorkers }) =>
       layer({
         database: Database.layerFromConfig,
         backend: backendFromConfig,
         config: StorageConfig.layerFromEnv,
+        events: eventsLayers[events],
         runWorkers
       })
   )
 )
+
+/** The `StorageEvents` named by `STORAGE_EVENTS`. */
+const eventsLayers: Record<"log" | "outbox" | "none", Layer.Layer<StorageEvents, never, SqlClient.SqlClient>> = {
+  log: StorageEvents.layerLog,
+  outbox: SqlEventOutbox.layer,
+  none: StorageEvents.layerNoop
+}
