@@ -42,7 +42,7 @@ import {
   UploadOffsetMismatch,
   UploadTooLarge
 } from "../schema/Errors.js"
-import type { isAnonymous, PendingDelete, Principal, UploadClaim, UploadPart } from "../schema/Models.js"
+import { isAnonymous, PendingDelete, type Principal, type UploadClaim, UploadPart } from "../schema/Models.js"
 import { originalFilenameMetadata, resumableTailPrefix } from "../schema/Naming.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
