@@ -18,7 +18,9 @@ import * as RequestBody from "../../src/http/RequestBody.js"
 import { StorageApi } from "../../src/http/StorageApi.js"
 import * as StorageHandlers from "../../src/http/StorageHandlers.js"
 import * as Tus from "../../src/http/Tus.js"
+import { ClaimSweeper } from "../../src/layers/ClaimSweeper.js"
 import { DeleteWorker } from "../../src/layers/DeleteWorker.js"
+import { Reconciler } from "../../src/layers/Reconciler.js"
 import * as SqlEventOutbox from "../../src/layers/sql/SqlEventOutbox.js"
 import * as SqlStores from "../../src/layers/sql/SqlStores.js"
 import { StorageConfig, type StorageOverrides } from "../../src/layers/StorageConfig.js"
@@ -38,7 +40,9 @@ export const tusServerLayer = (
   const foundation = Layer.mergeAll(SqlStores.layer, SqlEventOutbox.layer, backend, StorageConfig.layer(config)).pipe(
     Layer.provideMerge(database)
   )
-  const flows = Layer.mergeAll(TusUploads.Default, DeleteWorker.Default).pipe(Layer.provideMerge(Uploads.Default))
+  const flows = Layer.mergeAll(TusUploads.Default, DeleteWorker.Default, ClaimSweeper.Default, Reconciler.Default).pipe(
+    Layer.provideMerge(Uploads.Default)
+  )
   const shared = Layer.mergeAll(
     TokenResolver.layerFromMap(tokens),
     FileAcl.layerUploader,

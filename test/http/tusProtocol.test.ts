@@ -7,11 +7,15 @@ import { assert } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
 import { crc32 } from "node:zlib"
 import { tusPath } from "../../src/http/Tus.js"
+import { ClaimSweeper } from "../../src/layers/ClaimSweeper.js"
+import { DeleteWorker } from "../../src/layers/DeleteWorker.js"
 import * as MemoryObjectStorage from "../../src/layers/objects/MemoryObjectStorage.js"
+import { Reconciler } from "../../src/layers/Reconciler.js"
 import { resumableTailPrefix } from "../../src/schema/Naming.js"
 import { ClaimStore } from "../../src/services/ClaimStore.js"
 import { ObjectStorage } from "../../src/services/ObjectStorage.js"
@@ -414,7 +418,11 @@ describeEachDialect(
 
 describeEachDialect(
   "tus protocol, short TTL",
-  (database) => tusServerLayer(database, MemoryObjectStorage.layer({ partSize }), { claimTtl: "300 millis" }),
+  (database) =>
+    tusServerLayer(database, MemoryObjectStorage.layer({ partSize }), {
+      claimTtl: "300 millis",
+      sweepInterval: "10 millis"
+    }),
   (it) => {
     it.effect("an expired upload is 410 on HEAD and PATCH", () =>
       Effect.gen(function*() {
@@ -426,6 +434,28 @@ describeEachDialect(
         assert.strictEqual((yield* head(path)).status, 410)
         const late = yield* patch(path, 0, randomBytes(10))
         assert.deepStrictEqual([late.status, late.json._tag], [410, "ClaimExpired"])
+      }))
+
+    it.effect("a tail is known to the reconciler while it lives, and swept and deleted with its expired upload", () =>
+      Effect.gen(function*() {
+        const path = yield* create(3 * partSize + 5)
+        const sent = yield* patch(path, 0, randomBytes(partSize + 100))
+        assert.strictEqual(sent.status, 204)
+        const tails = yield* tailObjects
+        assert.strictEqual(tails.length, 1)
+        const live = yield* (yield* Reconciler).run({ grace: "0 millis" })
+        assert.strictEqual(live.unknownObjects.count, 0, "the tail is no unknown object")
+        assert.strictEqual(live.orphanSessions.count, 0)
+        yield* Effect.sleep("400 millis")
+        const swept = yield* (yield* ClaimSweeper).runOnce
+        assert.isAtLeast(swept.removed, 1)
+        yield* (yield* DeleteWorker).runOnce
+        assert.deepStrictEqual(yield* tailObjects, [])
+        assert.strictEqual((yield* head(path)).status, 404)
+        const multipart = Option.getOrThrow((yield* ObjectStorage).multipart)
+        assert.strictEqual(Chunk.size(yield* Stream.runCollect(multipart.listMultipartUploads())), 0)
+        const after = yield* (yield* Reconciler).run({ grace: "0 millis" })
+        assert.strictEqual(after.unknownObjects.count, 0)
       }))
   },
   ["sqlite"],
