@@ -28,9 +28,10 @@ import {
   RequestBody,
   StorageHandlers,
   TokenResolver,
+  Tus,
   UploadPage
 } from "../src/http/index.js"
-import { durationConfig, Storage, Telemetry } from "../src/index.js"
+import { durationConfig, Storage, Telemetry, TusUploads } from "../src/index.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 
 /** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
@@ -47,6 +48,7 @@ const TokensLive = Layer.unwrapEffect(Effect.gen(function*() {
 
 /** The storage stack (with the Files facade) and the example's tables. */
 const StorageLive = Layer.effectDiscard(migrations).pipe(
+  Layer.provideMerge(TusUploads.Default),
   Layer.provideMerge(Storage.layerFromConfig)
 )
 
@@ -57,6 +59,9 @@ const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(Authentication.layer),
   Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig))
 )
+
+/** Resumable uploads (tus 1.0 and the IETF draft) at /storage/tus/, with the API's bearer tokens. */
+const TusLive = Tus.layer().pipe(Layer.provide(Layer.merge(RequestBody.layerNode, TokensLive)))
 
 /** Routes outside the API: the upload page, metrics and a health check. */
 const PagesLive = HttpApiBuilder.Router.use((router) =>
@@ -123,6 +128,7 @@ const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(DocsLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),
+  Layer.provide(TusLive),
   Layer.provide(ApiLive),
   HttpServer.withLogAddress,
   Layer.provide(HttpLive),

@@ -38,6 +38,7 @@ export {
   type PutPartInput
 } from "./services/ObjectStorage.js"
 export { UploadPartStore } from "./services/UploadPartStore.js"
+export { type UploadTail, UploadTailStore } from "./services/UploadTailStore.js"
 
 // ---- implementations ----
 /** @since 0.1.0 */
@@ -66,6 +67,7 @@ export {
 /** @since 0.1.0 */
 export * as StorageMetrics from "./layers/StorageMetrics.js"
 export * as Telemetry from "./layers/Telemetry.js"
+export { type RequestChecksum, type ResumableUpload, TusUploads } from "./layers/TusUploads.js"
 export { type CompletedUpload, Uploads, type UploadTicket } from "./layers/Uploads.js"
 export { StorageEvents } from "./services/StorageEvents.js"
 /** @since 0.1.0 */

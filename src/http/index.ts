@@ -20,3 +20,5 @@ export * as Download from "./Download.js"
 export * as UploadPage from "./UploadPage.js"
 /** @since 0.1.0 */
 export * as Prometheus from "./Prometheus.js"
+/** @since 0.1.0 */
+export * as Tus from "./Tus.js"

@@ -31,6 +31,7 @@ import { trustedInstance } from "../internal/trusted.js"
 import type { InvalidObjectKey, StorageBackendError } from "../schema/Errors.js"
 import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
 import type { PendingDelete } from "../schema/Models.js"
+import { resumableTailPrefix } from "../schema/Naming.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
 import { FileRegistry } from "../services/FileRegistry.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
@@ -148,9 +149,10 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
           yield* queue.done(finished.map((row) => row.id))
           yield* registry.markDeleted(finished.map((row) => ({ key: row.key, reason: row.reason })), now)
           // The fields come from a validated PendingDelete: no need to check them again.
+          // A resumable upload's tail object was never a file: no event.
           yield* publishAll(
             events,
-            finished.map((row) =>
+            finished.filter((row) => !row.key.startsWith(resumableTailPrefix)).map((row) =>
               trustedInstance(FileDeleted, { _tag: "storage.file.deleted", key: row.key, reason: row.reason })
             )
           )

@@ -29,6 +29,7 @@ import type { FileRegistry } from "../services/FileRegistry.js"
 import type { ObjectStorage } from "../services/ObjectStorage.js"
 import { StorageEvents } from "../services/StorageEvents.js"
 import type { UploadPartStore } from "../services/UploadPartStore.js"
+import type { UploadTailStore } from "../services/UploadTailStore.js"
 import { ClaimSweeper } from "./ClaimSweeper.js"
 import { DeleteWorker } from "./DeleteWorker.js"
 import { Files } from "./Files.js"
@@ -97,6 +98,7 @@ export type Services =
   | ClaimStore
   | ClaimConsumer
   | UploadPartStore
+  | UploadTailStore
   | DeleteQueue
   | DeleteScheduler
   | FileRegistry

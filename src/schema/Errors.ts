@@ -351,6 +351,74 @@ export class RangeNotSatisfiable extends Schema.TaggedError<RangeNotSatisfiable>
 }) {}
 
 /**
+ * A resumable (tus) upload that does not exist: never created, removed
+ * after adoption or abort, or swept after expiry.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadNotFound extends Schema.TaggedError<UploadNotFound>()("UploadNotFound", {
+  message: message("no such upload")
+}) {}
+
+/**
+ * A resumable upload's request names another offset than the one the
+ * server acknowledged (`Upload-Offset`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadOffsetMismatch extends Schema.TaggedError<UploadOffsetMismatch>()("UploadOffsetMismatch", {
+  offset: Schema.Number,
+  message: message("the offset does not match the upload's")
+}) {}
+
+/**
+ * A request's checksum (`Upload-Checksum`) does not match its body; nothing
+ * of that request was kept.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ChecksumMismatch extends Schema.TaggedError<ChecksumMismatch>()("ChecksumMismatch", {
+  message: message("the checksum does not match the request body; nothing of it was kept")
+}) {}
+
+/**
+ * A resumable-upload request the protocol does not allow: a missing or
+ * malformed header, malformed `Upload-Metadata`, an unsupported checksum
+ * algorithm or extension.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidUploadRequest extends Schema.TaggedError<InvalidUploadRequest>()("InvalidUploadRequest", {
+  message: message("the request is not a valid resumable-upload request")
+}) {}
+
+/**
+ * The request speaks no protocol version the server supports
+ * (`Tus-Resumable`, `Upload-Draft-Interop-Version`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedProtocolVersion extends Schema.TaggedError<UnsupportedProtocolVersion>()(
+  "UnsupportedProtocolVersion",
+  { message: message("unsupported resumable-upload protocol version") }
+) {}
+
+/**
+ * The request body's content type is not the one the protocol requires.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
+  message: message("unsupported content type")
+}) {}
+
+/**
  * `DATABASE_URL` (or the URL given to `Database.layerFromUrl`) is not a
  * `sqlite:`, `postgres://` or `mysql://` URL.
  *

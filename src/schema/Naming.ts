@@ -32,6 +32,16 @@ export const publicPrefix = "pub/"
 export const privatePrefix = "priv/"
 
 /**
+ * Prefix of the tail objects of resumable uploads (the bytes past an
+ * upload's last whole part, until they fill one): never a file, never
+ * served, always queued for deletion.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const resumableTailPrefix = "tus-tails/"
+
+/**
  * Whether a key is public (readable by anyone).
  *
  * @since 0.1.0

@@ -35,7 +35,8 @@ export const tables = [
   "sys_storage_pending_delete",
   "sys_storage_owner_lock",
   "sys_storage_event_outbox",
-  "sys_storage_file"
+  "sys_storage_file",
+  "sys_storage_upload_tail"
 ] as const
 
 /**
@@ -55,7 +56,8 @@ export const run: Effect.Effect<void, SqlError | Migrator.MigrationError, SqlCli
         "1_create_storage_tables": createTables,
         "2_create_event_outbox": createOutbox,
         "3_create_file_registry": createFileRegistry,
-        "4_registry_adopted": renameClaimedToAdopted
+        "4_registry_adopted": renameClaimedToAdopted,
+        "5_create_upload_tail": createUploadTail
       }),
       table: migrationsTable
     })
@@ -225,6 +227,49 @@ const renameClaimedToAdopted = Effect.gen(function*() {
     orElse: () => sql`SELECT 1 AS found FROM pragma_table_info('sys_storage_file') WHERE name = 'adopted_at'`
   })
   if (found.length === 0) yield* sql`ALTER TABLE sys_storage_file RENAME COLUMN claimed_at TO adopted_at`.unprepared
+})
+
+// Resumable (tus) uploads: the acknowledged offset and the tail object
+// (bytes short of a whole part), one row per claim, gone with the claim.
+const createUploadTail = Effect.gen(function*() {
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const statements = yield* sql.onDialectOrElse({
+    pg: () =>
+      Effect.succeed([
+        `CREATE TABLE IF NOT EXISTS sys_storage_upload_tail (
+          claim_id VARCHAR(128) PRIMARY KEY REFERENCES sys_storage_upload_claim (id) ON DELETE CASCADE,
+          upload_offset BIGINT NOT NULL DEFAULT 0,
+          tail_key VARCHAR(1024) NOT NULL DEFAULT '',
+          tail_size BIGINT NOT NULL DEFAULT 0,
+          updated_at TIMESTAMPTZ NOT NULL
+        )`
+      ]),
+    mysql: () =>
+      Effect.map(mysqlCollation(sql), (collation) => [
+        `CREATE TABLE IF NOT EXISTS sys_storage_upload_tail (
+          claim_id VARCHAR(128) NOT NULL PRIMARY KEY,
+          upload_offset BIGINT NOT NULL DEFAULT 0,
+          tail_key VARCHAR(1024) NOT NULL DEFAULT '',
+          tail_size BIGINT NOT NULL DEFAULT 0,
+          updated_at DATETIME(3) NOT NULL,
+          CONSTRAINT fk_sys_storage_upload_tail__claim FOREIGN KEY (claim_id)
+            REFERENCES sys_storage_upload_claim (id) ON DELETE CASCADE
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`
+      ]),
+    orElse: () =>
+      Effect.succeed([
+        `CREATE TABLE IF NOT EXISTS sys_storage_upload_tail (
+          claim_id TEXT PRIMARY KEY NOT NULL REFERENCES sys_storage_upload_claim (id) ON DELETE CASCADE,
+          upload_offset INTEGER NOT NULL DEFAULT 0,
+          tail_key TEXT NOT NULL DEFAULT '',
+          tail_size INTEGER NOT NULL DEFAULT 0,
+          updated_at TEXT NOT NULL
+        )`
+      ])
+  })
+  for (const statement of statements) {
+    yield* sql.unsafe(statement).unprepared
+  }
 })
 
 // Completed uploads from before the registry existed (their completion time

@@ -15,12 +15,14 @@ import { DeleteQueue } from "../../services/DeleteQueue.js"
 import { DeleteScheduler } from "../../services/DeleteScheduler.js"
 import type { FileRegistry } from "../../services/FileRegistry.js"
 import type { UploadPartStore } from "../../services/UploadPartStore.js"
+import type { UploadTailStore } from "../../services/UploadTailStore.js"
 import * as Adoption from "../Adoption.js"
 import * as Migrations from "./Migrations.js"
 import * as SqlClaimStore from "./SqlClaimStore.js"
 import * as SqlDeleteQueue from "./SqlDeleteQueue.js"
 import * as SqlFileRegistry from "./SqlFileRegistry.js"
 import * as SqlUploadPartStore from "./SqlUploadPartStore.js"
+import * as SqlUploadTailStore from "./SqlUploadTailStore.js"
 
 /**
  * Runs the migrations, and on SQLite turns `foreign_keys` on (part rows
@@ -46,19 +48,25 @@ const layerQueue = Layer.effectContext(Effect.map(SqlDeleteQueue.make, (queue) =
   )))
 
 /**
- * ClaimStore, UploadPartStore, DeleteQueue, DeleteScheduler and
- * FileRegistry over the `SqlClient` in context, and the adoption flow
+ * ClaimStore, UploadPartStore, UploadTailStore, DeleteQueue, DeleteScheduler
+ * and FileRegistry over the `SqlClient` in context, and the adoption flow
  * (`ClaimConsumer`) over them; runs the migrations when built.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<
-  ClaimStore | ClaimConsumer | UploadPartStore | DeleteQueue | DeleteScheduler | FileRegistry,
+  ClaimStore | ClaimConsumer | UploadPartStore | UploadTailStore | DeleteQueue | DeleteScheduler | FileRegistry,
   SqlError | Migrator.MigrationError,
   SqlClient.SqlClient
 > = Adoption.layer.pipe(
-  Layer.provideMerge(Layer.mergeAll(SqlClaimStore.layer, SqlUploadPartStore.layer, layerQueue, SqlFileRegistry.layer)),
+  Layer.provideMerge(Layer.mergeAll(
+    SqlClaimStore.layer,
+    SqlUploadPartStore.layer,
+    SqlUploadTailStore.layer,
+    layerQueue,
+    SqlFileRegistry.layer
+  )),
   // Built first: the stores are only handed out over a migrated database.
   Layer.provide(layerMigrations)
 )
