@@ -11,7 +11,10 @@ export { FileAcl } from "./FileAcl.js"
 export * as DownloadLinks from "./DownloadLinks.js"
 export { StorageApi, StorageApiGroup } from "./StorageApi.js"
 /** @since 0.1.0 */
+export { DirectApiGroup, DirectStorageApi } from "./DirectApi.js"
 export * as StorageHandlers from "./StorageHandlers.js"
+/** @since 0.1.0 */
+export * as DirectHandlers from "./DirectHandlers.js"
 /** @since 0.1.0 */
 export * as RequestBody from "./RequestBody.js"
 /** @since 0.1.0 */
