@@ -51,6 +51,8 @@ import {
   UploadUrlExpired
 } from "../schema/Errors.js"
 import { Authentication } from "./Authentication.js"
+import { CompanionApiGroup } from "./CompanionApi.js"
+import { SessionApiGroup } from "./Sessions.js"
 import { CompletedUploadResponse, InitUploadRequest, StorageApiGroup, UploadTicketResponse } from "./StorageApi.js"
 
 /**
@@ -200,12 +202,16 @@ export class DirectApiGroup extends HttpApiGroup.make("direct")
 {}
 
 /**
- * An API with the storage group and the direct-upload group.
+ * An API with the storage group, the direct-upload group, Uppy's Companion
+ * S3 routes and browser sessions.
  *
  * @since 0.1.0
  * @category api
  */
-export class DirectStorageApi extends HttpApi.make("storage").add(StorageApiGroup).add(DirectApiGroup).annotate(
-  OpenApi.Title,
-  "effect-storage"
-) {}
+export class DirectStorageApi extends HttpApi.make("storage")
+  .add(StorageApiGroup)
+  .add(DirectApiGroup)
+  .add(CompanionApiGroup)
+  .add(SessionApiGroup)
+  .annotate(OpenApi.Title, "effect-storage")
+{}

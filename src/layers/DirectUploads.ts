@@ -280,7 +280,11 @@ export class DirectUploads extends Effect.Service<DirectUploads>()("effect-stora
               claim === undefined || claim.status !== "pending" || !claim.isSingleRequest ||
               claim.createdBy !== principal.id
             ) return Effect.void
-            return Effect.asVoid(settleClaim(claim))
+            // Not stored (yet), or stored at another size (then deleted): it stays unadoptable.
+            return settleClaim(claim).pipe(
+              Effect.asVoid,
+              Effect.catchTags({ UploadNotStored: () => Effect.void, UploadSizeMismatch: () => Effect.void })
+            )
           })
         ), { discard: true, concurrency: 4 })
     })

@@ -13,11 +13,13 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as http from "node:http"
 import { Authentication, TokenResolver } from "../../src/http/Authentication.js"
+import * as CompanionHandlers from "../../src/http/CompanionHandlers.js"
 import { DirectStorageApi } from "../../src/http/DirectApi.js"
 import * as DirectHandlers from "../../src/http/DirectHandlers.js"
 import * as DownloadLinks from "../../src/http/DownloadLinks.js"
 import { FileAcl } from "../../src/http/FileAcl.js"
 import * as RequestBody from "../../src/http/RequestBody.js"
+import * as Sessions from "../../src/http/Sessions.js"
 import * as StorageHandlers from "../../src/http/StorageHandlers.js"
 import { DirectUploads } from "../../src/layers/DirectUploads.js"
 import * as DirectUploadSigner from "../../src/layers/DirectUploadSigner.js"
@@ -32,6 +34,9 @@ import { call, linkSecret, tokens } from "./harness.js"
 /** The secret the test servers sign their own part URLs with. */
 export const directSecret = Redacted.make("test-direct-upload-secret-of-32-bytes-or-more")
 
+/** The secret the test servers sign session cookies with. */
+export const sessionSecret = Redacted.make("test-session-cookie-secret-of-32-bytes-or-more")
+
 export const directServerLayer = (
   database: Layer.Layer<SqlClient.SqlClient>,
   backend: Layer.Layer<ObjectStorage, unknown>,
@@ -43,8 +48,11 @@ export const directServerLayer = (
   const app = HttpApiBuilder.api(DirectStorageApi).pipe(
     Layer.provide(HttpApiBuilder.group(DirectStorageApi, "storage", StorageHandlers.make)),
     Layer.provide(DirectHandlers.layer),
+    Layer.provide(HttpApiBuilder.group(DirectStorageApi, "companion", CompanionHandlers.make)),
+    Layer.provide(HttpApiBuilder.group(DirectStorageApi, "session", Sessions.sessionHandlers)),
     Layer.provide(RequestBody.layerNode),
-    Layer.provide(Authentication.layer),
+    Layer.provide(Layer.merge(Authentication.layer, Sessions.SessionAuthentication.layer)),
+    Layer.provide(Sessions.layer({ secret: sessionSecret })),
     Layer.provide(
       Layer.mergeAll(
         TokenResolver.layerFromMap(tokens),
