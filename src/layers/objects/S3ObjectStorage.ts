@@ -25,12 +25,13 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { createHash, randomUUID } from "node:crypto"
+import { createHash, createHmac, randomUUID } from "node:crypto"
 import { createReadStream } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -63,6 +64,9 @@ import type {
   ObjectStorageDriver,
   ObjectSummary,
   PartInfo,
+  PresignedPost,
+  PresignedRequest,
+  Presigner,
   StoredPart
 } from "../../services/ObjectStorage.js"
 
@@ -149,6 +153,7 @@ export const make = (
     const backend = makeDriver({
       sdk,
       client,
+      bucketUrl: bucketUrl(options),
       bucket: options.bucket,
       partSize: Math.max(requested, minimumPartSize),
       spoolDirectory: options.spoolDirectory ?? tmpdir()
@@ -179,6 +184,38 @@ const loadSdk: Effect.Effect<Sdk, DriverNotInstalled> = importOptional(
   "The S3 backend",
   () => import("@aws-sdk/client-s3")
 )
+
+/** The presigner, an optional peer dependency too: loaded when the first URL is signed. */
+const loadPresigner = importOptional(
+  "@aws-sdk/s3-request-presigner",
+  "3.1169.0",
+  "Direct uploads to S3",
+  () => import("@aws-sdk/s3-request-presigner")
+)
+
+/**
+ * The bucket's URL, where a form upload is posted: `endpoint/bucket` for
+ * path-style servers, else `bucket.endpoint` (AWS's regional endpoint when
+ * no endpoint is given).
+ */
+const bucketUrl = (options: S3ObjectStorageOptions): string => {
+  const region = options.region ?? "us-east-1"
+  const endpoint = new URL(options.endpoint ?? `https://s3.${region}.amazonaws.com`)
+  const base = endpoint.pathname.replace(/\/+$/, "")
+  if (options.forcePathStyle === true) return `${endpoint.origin}${base}/${encodeURIComponent(options.bucket)}`
+  return `${endpoint.protocol}//${options.bucket}.${endpoint.host}${base}`
+}
+
+/** `20261201T203329Z`: SigV4's timestamp. */
+const amzDate = (date: Date) => date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "")
+
+type LooseGetSignedUrl = (
+  client: S3.S3Client,
+  command: S3.UploadPartCommand | S3.GetObjectCommand,
+  options: { readonly expiresIn: number; readonly signingDate: Date; readonly signableHeaders: Set<string> }
+) => Promise<string>
+
+const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data, "utf8").digest()
 
 const makeClient = (sdk: Sdk, options: S3ObjectStorageOptions): S3.S3Client => {
   const config: S3.S3ClientConfig = {
@@ -345,12 +382,13 @@ const uploadSignal = (interrupted: AbortSignal, payload: Payload) => AbortSignal
 interface BackendConfig {
   readonly sdk: Sdk
   readonly client: S3.S3Client
+  readonly bucketUrl: string
   readonly bucket: string
   readonly partSize: number
   readonly spoolDirectory: string
 }
 
-const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendConfig) => {
+const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }: BackendConfig) => {
   /**
    * One SDK call: interruption aborts the request; `refine` turns the S3
    * codes an operation knows into its typed errors, the rest become
@@ -829,8 +867,122 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
       )
     })
 
+  // ---- presigned requests ----
+
+  const presigner = Effect.cached(
+    loadPresigner.pipe(
+      Effect.mapError((error) =>
+        new StorageBackendError({ operation: "presign", reason: "invalid", message: error.message, cause: error })
+      )
+    )
+  )
+
+  /** Signs `command` for `expiresIn`; `signed` headers must then be sent exactly as set in the command. */
+  const presignCommand = (
+    operation: string,
+    command: S3.UploadPartCommand | S3.GetObjectCommand,
+    expiresIn: Duration.Duration,
+    signed: ReadonlyArray<string>
+  ) =>
+    Effect.gen(function*() {
+      // The presigner is typed against its own copy of the SDK's core types.
+      const getSignedUrl = (yield* yield* presigner).getSignedUrl as unknown as LooseGetSignedUrl
+      const seconds = Math.max(1, Math.ceil(Duration.toSeconds(expiresIn)))
+      const now = yield* DateTime.now
+      const url = yield* call(operation, () =>
+        getSignedUrl(client, command, {
+          expiresIn: seconds,
+          signingDate: new Date(DateTime.toEpochMillis(now)),
+          signableHeaders: new Set(signed)
+        }))
+      return { url, expiresAt: DateTime.addDuration(now, Duration.seconds(seconds)) }
+    })
+
+  const presignUploadPart: Presigner["uploadPart"] = (input) =>
+    Effect.map(
+      presignCommand(
+        "presignUploadPart",
+        new sdk.UploadPartCommand({
+          Bucket: bucket,
+          Key: input.key,
+          UploadId: input.uploadId,
+          PartNumber: input.partNumber,
+          ContentLength: input.size
+        }),
+        input.expiresIn,
+        // Signed, so S3 itself refuses a part of any other size.
+        ["content-length"]
+      ),
+      ({ expiresAt, url }): PresignedRequest => ({
+        method: "PUT",
+        url,
+        headers: { "content-length": String(input.size) },
+        expiresAt
+      })
+    )
+
+  const presignGetObject: Presigner["getObject"] = (input) =>
+    Effect.map(
+      presignCommand(
+        "presignGetObject",
+        new sdk.GetObjectCommand({
+          Bucket: bucket,
+          Key: input.key,
+          ResponseContentType: input.responseContentType,
+          ResponseContentDisposition: input.responseContentDisposition
+        }),
+        input.expiresIn,
+        []
+      ),
+      ({ expiresAt, url }): PresignedRequest => ({ method: "GET", url, headers: {}, expiresAt })
+    )
+
+  /**
+   * A SigV4 POST policy, signed here (the SDK's own helper is a package of
+   * its own): the key, the content type, the metadata and the exact size
+   * (`content-length-range` from size to size) are all conditions, so the
+   * storage refuses any other upload with it.
+   */
+  const presignPostObject: Presigner["postObject"] = (input) =>
+    Effect.gen(function*() {
+      const credentials = yield* call("presignPostObject", () => client.config.credentials())
+      const region = yield* call("presignPostObject", () => client.config.region())
+      const now = yield* DateTime.now
+      const seconds = Math.max(1, Math.ceil(Duration.toSeconds(input.expiresIn)))
+      const expiresAt = DateTime.addDuration(now, Duration.seconds(seconds))
+      const date = amzDate(new Date(DateTime.toEpochMillis(now)))
+      const scope = `${date.slice(0, 8)}/${region}/s3/aws4_request`
+      const fields: Record<string, string> = {
+        key: input.key,
+        "Content-Type": input.contentType,
+        ...Object.fromEntries(Object.entries(input.metadata).map(([k, v]) => [`x-amz-meta-${k.toLowerCase()}`, v])),
+        "x-amz-algorithm": "AWS4-HMAC-SHA256",
+        "x-amz-credential": `${credentials.accessKeyId}/${scope}`,
+        "x-amz-date": date
+      }
+      if (credentials.sessionToken !== undefined) fields["x-amz-security-token"] = credentials.sessionToken
+      const policy = Buffer.from(JSON.stringify({
+        expiration: DateTime.formatIso(expiresAt),
+        conditions: [
+          { bucket },
+          ...Object.entries(fields).map(([name, value]) => ({ [name]: value })),
+          ["content-length-range", input.size, input.size]
+        ]
+      })).toString("base64")
+      const signingKey = ["s3", "aws4_request"].reduce(
+        (key, part) => hmac(key, part),
+        hmac(hmac(`AWS4${credentials.secretAccessKey}`, date.slice(0, 8)), region)
+      )
+      return {
+        url: bucketUrl,
+        fields: { ...fields, policy, "x-amz-signature": hmac(signingKey, policy).toString("hex") },
+        expiresAt
+      } satisfies PresignedPost
+    })
+
   const driver: ObjectStorageDriver = {
     name: "s3",
+    presign: { uploadPart: presignUploadPart, getObject: presignGetObject, postObject: presignPostObject },
     putObject,
     getObject,
     statObject,
