@@ -84,8 +84,50 @@ class LogWatch {
   }
 }
 
+/** Counters a server's /metrics shows (its current incarnation), summed over their labels. */
+const scrape = async (server: SoakServer) => {
+  const counters = { deleted: 0, swept: 0, recovered: 0 }
+  const names = {
+    storage_objects_deleted_total: "deleted",
+    storage_claims_swept_total: "swept",
+    storage_claims_recovered_total: "recovered"
+  } as const
+  const out = await request(server.url, "GET", "/metrics", { timeoutMs: 5000 })
+  if (out.kind !== "response" || out.status !== 200) return counters
+  for (const line of out.text.split("\n")) {
+    const match = /^(\w+)(?:\{[^}]*\})? ([\d.e+]+)$/.exec(line)
+    const name = match === null ? undefined : names[match[1] as keyof typeof names]
+    if (name !== undefined) counters[name] += Number(match![2])
+  }
+  return counters
+}
+
+/**
+ * What each server's workers did, from its metrics: each incarnation is
+ * read just before it is killed and at the end, so increments made between
+ * that read and the kill are missed: a lower bound.
+ */
+class WorkerShares {
+  readonly perServer = Array.from({ length: serverCount }, () => ({ deleted: 0, swept: 0, recovered: 0 }))
+
+  async add(index: number, server: SoakServer): Promise<void> {
+    const seen = await scrape(server)
+    const total = this.perServer[index]!
+    total.deleted += seen.deleted
+    total.swept += seen.swept
+    total.recovered += seen.recovered
+  }
+}
+
 /** Kills a server with -9 once it is serving a part upload (or after `waitMs`); answers the part requests it cut. */
-const killDuringPart = async (proxy: RoundRobinProxy, index: number, server: SoakServer, waitMs: number) => {
+const killDuringPart = async (
+  proxy: RoundRobinProxy,
+  index: number,
+  server: SoakServer,
+  waitMs: number,
+  shares: WorkerShares
+) => {
+  await shares.add(index, server)
   const isPart = (r: { method: string; path: string }) => r.method === "PUT" && r.path.includes("/parts/")
   const deadline = Date.now() + waitMs
   while (proxy.busyWith(index, isPart) === 0 && Date.now() < deadline) await sleep(5)
@@ -184,7 +226,8 @@ for (const variant of variants) {
         // Kill 1: a server with a part upload in flight; restarted at once.
         const first = rng.int(0, serverCount - 1)
         await sleep(Math.round(loadMillis / 3) + rng.int(-2000, 2000))
-        const kill1 = await killDuringPart(proxy, first, fleet[first]!, 8000)
+        const shares = new WorkerShares()
+        const kill1 = await killDuringPart(proxy, first, fleet[first]!, 8000, shares)
         mark(`server ${first} killed`)
         const restart1 = fleet[first]!.launch().then(() => mark(`server ${first} up again`))
         // Kill 2: another server, while the workers drain a burst of deletions.
@@ -194,7 +237,7 @@ for (const variant of variants) {
         const burst = await clients.bulkDelete(rng.int(4, 10))
         mark(`${burst} documents deleted at once`)
         await sleep(rng.int(0, 800))
-        const kill2 = await killDuringPart(proxy, second, fleet[second]!, 3000)
+        const kill2 = await killDuringPart(proxy, second, fleet[second]!, 3000, shares)
         mark(`server ${second} killed`)
         await fleet[second]!.launch()
         mark(`server ${second} up again`)
@@ -215,6 +258,7 @@ for (const variant of variants) {
           pendingClaims: 0
         })
 
+        for (const [i, server] of fleet.entries()) await shares.add(i, server)
         const final = await inspector.snapshot()
         const events = await inspector.sql((sql) =>
           sql<{ payload: string }>`SELECT payload FROM sys_storage_event_outbox`
@@ -249,6 +293,7 @@ for (const variant of variants) {
           documentsDeleted: [...clients.docs.values()].filter((d) => d.state === "deleted").length,
           burstDeleted: burst,
           ...verdict.figures,
+          workerSharesLowerBound: shares.perServer,
           workerRunFailures,
           leaseWarnings,
           errorLines,
@@ -268,6 +313,9 @@ for (const variant of variants) {
         expect(proxy.cut, "requests cut by the kills").toBeGreaterThan(0)
         expect(clients.counts.uploadsResumed, "uploads resumed from the parts list").toBeGreaterThan(0)
         expect(verdict.figures.deletedKeys, "deletions performed").toBeGreaterThan(0)
+        // The workers' own counts never exceed the committed deletions (a double count would).
+        const counted = shares.perServer.reduce((a, s) => a + s.deleted, 0)
+        expect(counted, "deletions the workers counted").toBeLessThanOrEqual(verdict.figures.deletions)
       } finally {
         for (const cleanup of cleanups.reverse()) await cleanup().catch((e) => console.warn(`[soak] cleanup: ${e}`))
       }
