@@ -125,7 +125,8 @@ const killDuringPart = async (
   index: number,
   server: SoakServer,
   waitMs: number,
-  shares: WorkerShares
+  shares: WorkerShares,
+  inspector: Inspector
 ) => {
   await shares.add(index, server)
   const isPart = (r: { method: string; path: string }) => r.method === "PUT" && r.path.includes("/parts/")
@@ -134,7 +135,12 @@ const killDuringPart = async (
   const inFlight = proxy.busyWith(index, () => true)
   const parts = proxy.busyWith(index, isPart)
   await server.kill9()
-  return { inFlight, parts }
+  // The queue as the kill left it: rows leased then (by the dead worker among others) wait for their lease to end.
+  const queue = await inspector.sql((sql) =>
+    sql<{ live: number | string; leased: number | string }>`
+      SELECT COUNT(*) AS live, COUNT(lease_token) AS leased FROM sys_storage_pending_delete WHERE dead_at IS NULL`
+  )
+  return { inFlight, parts, queued: Number(queue[0]!.live), leased: Number(queue[0]!.leased) }
 }
 
 for (const variant of variants) {
@@ -227,7 +233,7 @@ for (const variant of variants) {
         const first = rng.int(0, serverCount - 1)
         await sleep(Math.round(loadMillis / 3) + rng.int(-2000, 2000))
         const shares = new WorkerShares()
-        const kill1 = await killDuringPart(proxy, first, fleet[first]!, 8000, shares)
+        const kill1 = await killDuringPart(proxy, first, fleet[first]!, 8000, shares, inspector)
         mark(`server ${first} killed`)
         const restart1 = fleet[first]!.launch().then(() => mark(`server ${first} up again`))
         // Kill 2: another server, while the workers drain a burst of deletions.
@@ -237,7 +243,7 @@ for (const variant of variants) {
         const burst = await clients.bulkDelete(rng.int(4, 10))
         mark(`${burst} documents deleted at once`)
         await sleep(rng.int(0, 800))
-        const kill2 = await killDuringPart(proxy, second, fleet[second]!, 3000, shares)
+        const kill2 = await killDuringPart(proxy, second, fleet[second]!, 500, shares, inspector)
         mark(`server ${second} killed`)
         await fleet[second]!.launch()
         mark(`server ${second} up again`)
@@ -276,6 +282,8 @@ for (const variant of variants) {
           kills: 2,
           killedWithRequestsInFlight: [kill1.inFlight, kill2.inFlight],
           killedWithPartsInFlight: [kill1.parts, kill2.parts],
+          queuedAtKill: [kill1.queued, kill2.queued],
+          leasedAtKill: [kill1.leased, kill2.leased],
           requests: proxy.requests,
           requestsPerServer: proxy.perServer,
           refusedRerouted: proxy.refusedRerouted,
