@@ -324,6 +324,12 @@ for (const variant of variants) {
         // The workers' own counts never exceed the committed deletions (a double count would).
         const counted = shares.perServer.reduce((a, s) => a + s.deleted, 0)
         expect(counted, "deletions the workers counted").toBeLessThanOrEqual(verdict.figures.deletions)
+        // Nor do the sweepers' (two sweepers both reaping one claim would): each reaped claim is one
+        // claim_expired deletion.
+        const swept = shares.perServer.reduce((a, s) => a + s.swept, 0)
+        expect(swept, "claims the sweepers counted as reaped").toBeLessThanOrEqual(
+          verdict.figures.deletionsByReason.claim_expired ?? 0
+        )
       } finally {
         for (const cleanup of cleanups.reverse()) await cleanup().catch((e) => console.warn(`[soak] cleanup: ${e}`))
       }
