@@ -20,7 +20,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import {
   Authentication,
   DownloadLinks,
@@ -87,8 +87,28 @@ const HttpLive = Layer.unwrapEffect(Effect.gen(function*() {
     requestTimeout: Math.max(Duration.toMillis(requestTimeout), Duration.toMillis(headersTimeout)),
     connectionsCheckingInterval: Math.min(30_000, Math.max(100, Duration.toMillis(headersTimeout) / 4))
   }
-  return NodeHttpServer.layer(() => createServer(options), { port })
+  return NodeHttpServer.layer(() => guarded(createServer(options)), { port })
 }))
+
+/**
+ * The server listens before the app's request handler is attached (and
+ * after it is detached at shutdown): a request arriving then would find no
+ * listener and never be answered, so a client or load balancer would wait
+ * for it until its own timeout. It gets a 503 `ServiceUnavailable` with
+ * `Retry-After` instead: a definite "not done", safe to retry elsewhere.
+ */
+const guarded = (server: Server): Server =>
+  server.on("request", (_request: IncomingMessage, response: ServerResponse) => {
+    if (server.listenerCount("request") > 1) return
+    const body = JSON.stringify({ _tag: "ServiceUnavailable", message: "the server is starting or stopping" })
+    response.writeHead(503, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      "retry-after": "1",
+      connection: "close"
+    })
+    response.end(body)
+  })
 
 /**
  * The API docs page (Swagger UI), loaded on its first request: its bundled
@@ -121,8 +141,8 @@ const DocsLive = HttpApiBuilder.Router.use((router) =>
  */
 const MaxBodySizeLive = Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(1024 * 1024)))
 
-// The storage stack is built before the server listens: a request accepted
-// earlier would wait, unanswered, until its handler exists.
+// The storage stack is built before the server listens; between listening
+// and the handler being attached, `guarded` answers 503.
 const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(MaxBodySizeLive),
   Layer.provide(DocsLive),

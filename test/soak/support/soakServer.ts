@@ -16,6 +16,8 @@ export interface SoakServerOptions {
   readonly env?: Record<string, string>
   /** A name for the logs. */
   readonly name?: string
+  /** Sees every chunk of every incarnation's output (the kept log is trimmed across restarts). */
+  readonly onOutput?: (chunk: string) => void
 }
 
 export class SoakServer {
@@ -29,14 +31,24 @@ export class SoakServer {
   starts = 0
   startMillis: Array<number> = []
 
-  private constructor(readonly port: number, readonly env: Record<string, string>, readonly name: string) {
+  private constructor(
+    readonly port: number,
+    readonly env: Record<string, string>,
+    readonly name: string,
+    private readonly onOutput?: (chunk: string) => void
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), "effect-storage-soak-"))
     this.root = join(this.dir, "objects")
     this.url = `http://127.0.0.1:${port}`
   }
 
   static async start(options: SoakServerOptions = {}): Promise<SoakServer> {
-    const server = new SoakServer(await freePort(), options.env ?? {}, options.name ?? "example server")
+    const server = new SoakServer(
+      await freePort(),
+      options.env ?? {},
+      options.name ?? "example server",
+      options.onOutput
+    )
     await server.launch()
     return server
   }
@@ -88,8 +100,12 @@ export class SoakServer {
       }
     )
     this.child = child
-    child.stdout!.on("data", (d) => (this.output += d))
-    child.stderr!.on("data", (d) => (this.output += d))
+    const seen = (d: Buffer) => {
+      this.output += d
+      this.onOutput?.(String(d))
+    }
+    child.stdout!.on("data", seen)
+    child.stderr!.on("data", seen)
     child.once("exit", (code, signal) => this.exits.push([child.pid ?? -1, code, signal]))
     const deadline = Date.now() + 45_000
     while (Date.now() < deadline) {
