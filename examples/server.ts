@@ -33,6 +33,7 @@ import {
 } from "../src/http/index.js"
 import { durationConfig, Storage, Telemetry, TusUploads } from "../src/index.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
+import * as UppyPage from "./uppyPage.js"
 
 /** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
 const demoTokens = "alice=tokenA,bob=tokenB"
@@ -63,10 +64,11 @@ const ApiLive = HttpApiBuilder.api(AppApi).pipe(
 /** Resumable uploads (tus 1.0 and the IETF draft) at /storage/tus/, with the API's bearer tokens. */
 const TusLive = Tus.layer().pipe(Layer.provide(Layer.merge(RequestBody.layerNode, TokensLive)))
 
-/** Routes outside the API: the upload page, metrics and a health check. */
+/** Routes outside the API: the upload pages (minimal, and Uppy over tus), metrics and a health check. */
 const PagesLive = HttpApiBuilder.Router.use((router) =>
   Effect.all([
     router.get("/", UploadPage.response({ title: "effect-storage example" })),
+    UppyPage.routes(router),
     router.get("/metrics", Prometheus.response),
     router.get("/healthz", HttpServerResponse.text("ok"))
   ])

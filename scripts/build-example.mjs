@@ -3,6 +3,7 @@
 // in node_modules. Running it through tsx instead costs about 85 MB of
 // memory for the transpiler.
 import { build } from "esbuild"
+import { buildUppy } from "./build-uppy.mjs"
 
 await build({
   entryPoints: ["examples/server.ts"],
@@ -15,3 +16,6 @@ await build({
   outfile: "build/example/server.mjs",
   logLevel: "warning"
 })
+
+// The Uppy page's browser bundle (served at /uppy/).
+await buildUppy()
