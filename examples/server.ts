@@ -1,5 +1,6 @@
 /**
  * The example server (`npm start`): the storage API, the upload page at `/`,
+ * the direct-upload page at `/direct` (Uppy straight to the storage),
  * the documents API, the API docs at `/docs` (OpenAPI at `/openapi.json`),
  * Prometheus metrics at `/metrics`, and the delete worker and sweeper.
  *
@@ -22,14 +23,18 @@ import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import {
   Authentication,
+  CompanionHandlers,
+  DirectHandlers,
   DownloadLinks,
   Prometheus,
   RequestBody,
+  Sessions,
   StorageHandlers,
   TokenResolver,
   UploadPage
 } from "../src/http/index.js"
-import { durationConfig, Storage } from "../src/index.js"
+import { DirectUploads, DirectUploadSigner, durationConfig, Storage } from "../src/index.js"
+import * as DirectPage from "./directPage.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 
 /** Demo tokens when STORAGE_TOKENS is not set, so the page works out of the box. */
@@ -49,10 +54,22 @@ const StorageLive = Layer.effectDiscard(migrations).pipe(
   Layer.provideMerge(Storage.layerFromConfig)
 )
 
+/** Direct uploads: the groups' handlers and what they need beside the storage stack. */
+const DirectLive = Layer.mergeAll(
+  HttpApiBuilder.group(AppApi, "direct", DirectHandlers.make),
+  HttpApiBuilder.group(AppApi, "companion", CompanionHandlers.make),
+  HttpApiBuilder.group(AppApi, "session", Sessions.sessionHandlers)
+).pipe(
+  Layer.provide(Sessions.SessionAuthentication.layer),
+  Layer.provide(Sessions.layerFromConfig)
+)
+
 const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(HttpApiBuilder.group(AppApi, "storage", StorageHandlers.make)),
+  Layer.provide(DirectLive),
   Layer.provide(RequestBody.layerNode),
   Layer.provide(documentsHandlers),
+  Layer.provide(DirectUploads.Default.pipe(Layer.provide(DirectUploadSigner.layerFromConfig))),
   Layer.provide(Authentication.layer),
   Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig))
 )
@@ -122,6 +139,7 @@ const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(DocsLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),
+  Layer.provide(DirectPage.routes),
   Layer.provide(ApiLive),
   HttpServer.withLogAddress,
   Layer.provide(HttpLive),
