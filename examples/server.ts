@@ -25,6 +25,7 @@ import {
   Authentication,
   CompanionHandlers,
   DirectHandlers,
+  Download,
   DownloadLinks,
   Prometheus,
   RequestBody,
@@ -71,7 +72,9 @@ const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(documentsHandlers),
   Layer.provide(DirectUploads.Default.pipe(Layer.provide(DirectUploadSigner.layerFromConfig))),
   Layer.provide(Authentication.layer),
-  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig))
+  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig)),
+  // STORAGE_DOWNLOAD_REDIRECT=true: downloads answer 302 to a presigned GET (S3 backend).
+  Layer.provide(Download.DownloadRedirect.layerFromConfig)
 )
 
 /** Routes outside the API: the upload page, metrics and a health check. */
