@@ -20,10 +20,20 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
-import { Authentication, CurrentPrincipal, FileAcl, StorageApiGroup, StorageHandlers } from "../src/http/index.js"
+import {
+  Authentication,
+  CompanionApiGroup,
+  CurrentPrincipal,
+  DirectApiGroup,
+  FileAcl,
+  StorageApiGroup,
+  StorageHandlers
+} from "../src/http/index.js"
+import { SessionApiGroup } from "../src/http/Sessions.js"
 import {
   AccessDenied,
   ClaimNotFound,
+  DirectUploads,
   FileRefs,
   Files,
   isAnonymous,
@@ -147,8 +157,14 @@ const makeRepository = Effect.gen(function*() {
   }
 })
 
-/** The example's API: the storage routes and the documents. */
-export class AppApi extends HttpApi.make("app").add(StorageApiGroup).add(DocumentsGroup) {}
+/** The example's API: the storage routes, direct uploads (with Uppy's Companion routes and sessions) and the documents. */
+export class AppApi extends HttpApi.make("app")
+  .add(StorageApiGroup)
+  .add(DocumentsGroup)
+  .add(DirectApiGroup)
+  .add(CompanionApiGroup)
+  .add(SessionApiGroup)
+{}
 
 /** The documents handlers. */
 export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
@@ -156,6 +172,7 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
     const sql = yield* SqlClient.SqlClient
     const repo = yield* makeRepository
     const hooks = yield* Files.forSchema(Document)
+    const direct = yield* DirectUploads
     // One business transaction per write: the adoption, the queued deletes
     // and the document rows commit or roll back together.
     const inTransaction = <X, E extends { readonly _tag: string }, R>(effect: Effect.Effect<X, E, R>) =>
@@ -164,6 +181,8 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
       .handle("create", ({ payload }) =>
         inTransaction(Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
+          // Direct form uploads have no complete call: checked against the storage first.
+          yield* direct.settle(principal, payload.files)
           const document = new Document({ id: randomUUID(), ...payload })
           yield* hooks.onCreate(principal, document)
           yield* repo.insert(principal.id, document)
@@ -175,6 +194,7 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
       .handle("update", ({ path, payload }) =>
         inTransaction(Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
+          yield* direct.settle(principal, payload.files)
           const before = yield* repo.find(principal.id, path.id)
           const after = new Document({ id: before.id, ...payload })
           yield* hooks.onUpdate(principal, before, after)

@@ -1,5 +1,6 @@
 /**
  * The example server (`npm start`): the storage API, the upload page at `/`,
+ * the direct-upload page at `/direct` (Uppy straight to the storage),
  * the documents API, the API docs at `/docs` (OpenAPI at `/openapi.json`),
  * Prometheus metrics at `/metrics`, the delete worker and sweeper, and
  * OTLP export when the `OTEL_*` variables ask for it.
@@ -23,15 +24,20 @@ import * as Option from "effect/Option"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import {
   Authentication,
+  CompanionHandlers,
+  DirectHandlers,
+  Download,
   DownloadLinks,
   Prometheus,
   RequestBody,
+  Sessions,
   StorageHandlers,
   TokenResolver,
   Tus,
   UploadPage
 } from "../src/http/index.js"
-import { durationConfig, Storage, Telemetry, TusUploads } from "../src/index.js"
+import { DirectUploads, DirectUploadSigner, durationConfig, Storage, Telemetry, TusUploads } from "../src/index.js"
+import * as DirectPage from "./directPage.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 import * as UppyPage from "./uppyPage.js"
 
@@ -53,12 +59,26 @@ const StorageLive = Layer.effectDiscard(migrations).pipe(
   Layer.provideMerge(Storage.layerFromConfig)
 )
 
+/** Direct uploads: the groups' handlers and what they need beside the storage stack. */
+const DirectLive = Layer.mergeAll(
+  HttpApiBuilder.group(AppApi, "direct", DirectHandlers.make),
+  HttpApiBuilder.group(AppApi, "companion", CompanionHandlers.make),
+  HttpApiBuilder.group(AppApi, "session", Sessions.sessionHandlers)
+).pipe(
+  Layer.provide(Sessions.SessionAuthentication.layer),
+  Layer.provide(Sessions.layerFromConfig)
+)
+
 const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(HttpApiBuilder.group(AppApi, "storage", StorageHandlers.make)),
+  Layer.provide(DirectLive),
   Layer.provide(RequestBody.layerNode),
   Layer.provide(documentsHandlers),
+  Layer.provide(DirectUploads.Default.pipe(Layer.provide(DirectUploadSigner.layerFromConfig))),
   Layer.provide(Authentication.layer),
-  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig))
+  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig)),
+  // STORAGE_DOWNLOAD_REDIRECT=true: downloads answer 302 to a presigned GET (S3 backend).
+  Layer.provide(Download.DownloadRedirect.layerFromConfig)
 )
 
 /** Resumable uploads (tus 1.0 and the IETF draft) at /storage/tus/, with the API's bearer tokens. */
@@ -151,6 +171,7 @@ const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),
   Layer.provide(TusLive),
+  Layer.provide(DirectPage.routes),
   Layer.provide(ApiLive),
   HttpServer.withLogAddress,
   Layer.provide(HttpLive),

@@ -283,7 +283,14 @@ export class DirectUploads extends Effect.Service<DirectUploads>()("effect-stora
             // Not stored (yet), or stored at another size (then deleted): it stays unadoptable.
             return settleClaim(claim).pipe(
               Effect.asVoid,
-              Effect.catchTags({ UploadNotStored: () => Effect.void, UploadSizeMismatch: () => Effect.void })
+              Effect.catchTags({
+                UploadNotStored: () => Effect.void,
+                UploadSizeMismatch: () => Effect.void,
+                // Lost a race to the owner's abort or the sweeper: adoption will find nothing.
+                ClaimNotPending: () => Effect.void,
+                AccessDenied: () => Effect.void,
+                InvalidObjectKey: () => Effect.void
+              })
             )
           })
         ), { discard: true, concurrency: 4 })

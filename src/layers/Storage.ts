@@ -8,6 +8,7 @@
  * | STORAGE_BACKEND | `filesystem` (`s3`, `memory`) |
  * | STORAGE_ROOT | `./data/objects` |
  * | S3_BUCKET, S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE, S3_CREATE_BUCKET | AWS defaults |
+ * | S3_CORS_ORIGINS | none; comma-separated origins to set the bucket's CORS rule for (direct uploads from browsers) |
  * | STORAGE_PART_SIZE | the backend's own |
  * | STORAGE_RUN_WORKERS | `true` (the delete worker and the sweeper run in this process) |
  * | STORAGE_EVENTS | `log` (`outbox`: the event outbox table; `none`) |
@@ -68,7 +69,8 @@ export const backendFromConfig: Layer.Layer<ObjectStorage, unknown> = Layer.unwr
           accessKeyId: Config.option(Config.string("S3_ACCESS_KEY_ID")),
           secretAccessKey: Config.option(Config.redacted("S3_SECRET_ACCESS_KEY")),
           forcePathStyle: Config.boolean("S3_FORCE_PATH_STYLE").pipe(Config.withDefault(false)),
-          createBucket: Config.boolean("S3_CREATE_BUCKET").pipe(Config.withDefault(false))
+          createBucket: Config.boolean("S3_CREATE_BUCKET").pipe(Config.withDefault(false)),
+          corsOrigins: Config.string("S3_CORS_ORIGINS").pipe(Config.withDefault(""))
         })
         const credentials = Option.isSome(s3.accessKeyId) && Option.isSome(s3.secretAccessKey)
           ? { accessKeyId: s3.accessKeyId.value, secretAccessKey: Redacted.value(s3.secretAccessKey.value) }
@@ -80,6 +82,7 @@ export const backendFromConfig: Layer.Layer<ObjectStorage, unknown> = Layer.unwr
           credentials,
           forcePathStyle: s3.forcePathStyle,
           createBucket: s3.createBucket,
+          corsOrigins: s3.corsOrigins.split(",").map((origin) => origin.trim()).filter((origin) => origin !== ""),
           partSize
         })
       }

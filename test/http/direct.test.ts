@@ -10,7 +10,7 @@
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { assert, type Vitest } from "@effect/vitest"
+import { assert, describe, it, type Vitest } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -257,6 +257,8 @@ describeEachDialect(
 )
 
 const ceph = inject("servers").s3.ceph
+const swift = inject("servers").s3.swift
+const appOrigin = "http://app.example.test"
 if (ceph === undefined) {
   missingServer("direct uploads (S3 backend on Ceph RGW)", "Ceph RGW (scripts/s3/all.sh up)")
 } else {
@@ -271,11 +273,57 @@ if (ceph === undefined) {
           credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
           forcePathStyle: true,
           createBucket: true,
-          partSize: S3ObjectStorage.minimumPartSize
+          partSize: S3ObjectStorage.minimumPartSize,
+          corsOrigins: [appOrigin]
         })
       ),
-    (it) => directSuite(it, S3ObjectStorage.minimumPartSize, "s3", new URL(ceph.endpoint).origin),
+    (it) => {
+      directSuite(it, S3ObjectStorage.minimumPartSize, "s3", new URL(ceph.endpoint).origin)
+
+      it.effect("the bucket's CORS rule lets the app's origin PUT and POST, and read ETag; no other origin", () =>
+        Effect.gen(function*() {
+          const ticket = yield* opened(S3ObjectStorage.minimumPartSize)
+          const url = (yield* signPart("alice", ticket.claimId, 1)).json.url as string
+          const preflight = (origin: string, method: string) =>
+            Effect.promise(() =>
+              fetch(url, {
+                method: "OPTIONS",
+                headers: { origin, "access-control-request-method": method }
+              })
+            )
+          for (const method of ["PUT", "POST"]) {
+            const allowed = yield* preflight(appOrigin, method)
+            assert.strictEqual(allowed.headers.get("access-control-allow-origin"), appOrigin)
+            assert.match(allowed.headers.get("access-control-expose-headers") ?? "", /etag/i)
+          }
+          const other = yield* preflight("http://evil.example", "PUT")
+          assert.isNull(other.headers.get("access-control-allow-origin"))
+        }))
+    },
     ["pg"],
     { liveClock: true }
   )
+}
+
+if (swift === undefined) {
+  missingServer("bucket CORS on Swift s3api", "Swift s3api (scripts/s3/all.sh up)")
+} else {
+  describe("bucket CORS on Swift s3api", () => {
+    it.effect("is refused with a clear error: its s3api does not implement PutBucketCors", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Effect.scoped(S3ObjectStorage.make({
+          bucket: `cors-${randomBytes(4).toString("hex")}`,
+          endpoint: swift.endpoint,
+          credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey },
+          forcePathStyle: true,
+          createBucket: true,
+          corsOrigins: [appOrigin]
+        })))
+        assert.strictEqual(error._tag, "StorageBackendError")
+        if (error._tag === "StorageBackendError") {
+          assert.strictEqual(error.reason, "invalid")
+          assert.include(error.message, "does not implement bucket CORS")
+        }
+      }))
+  })
 }

@@ -16,6 +16,7 @@ import { Authentication, TokenResolver } from "../../src/http/Authentication.js"
 import * as CompanionHandlers from "../../src/http/CompanionHandlers.js"
 import { DirectStorageApi } from "../../src/http/DirectApi.js"
 import * as DirectHandlers from "../../src/http/DirectHandlers.js"
+import { DownloadRedirect } from "../../src/http/Download.js"
 import * as DownloadLinks from "../../src/http/DownloadLinks.js"
 import { FileAcl } from "../../src/http/FileAcl.js"
 import * as RequestBody from "../../src/http/RequestBody.js"
@@ -40,7 +41,8 @@ export const sessionSecret = Redacted.make("test-session-cookie-secret-of-32-byt
 export const directServerLayer = (
   database: Layer.Layer<SqlClient.SqlClient>,
   backend: Layer.Layer<ObjectStorage, unknown>,
-  config: StorageOverrides = {}
+  config: StorageOverrides = {},
+  options: { readonly redirectDownloads?: boolean } = {}
 ) => {
   const foundation = Layer.mergeAll(SqlStores.layer, SqlEventOutbox.layer, backend, StorageConfig.layer(config)).pipe(
     Layer.provideMerge(database)
@@ -60,6 +62,7 @@ export const directServerLayer = (
         DownloadLinks.layer({ secret: linkSecret })
       )
     ),
+    Layer.provide(options.redirectDownloads === true ? DownloadRedirect.layer() : Layer.empty),
     Layer.provideMerge(DirectUploads.Default),
     Layer.provideMerge(Uploads.Default),
     Layer.provideMerge(DirectUploadSigner.layer({ secret: directSecret }))

@@ -94,6 +94,14 @@ export interface S3ObjectStorageOptions {
   readonly createBucket?: boolean | undefined
   /** Where bodies of unknown size are spooled before upload; the OS temp folder when absent. */
   readonly spoolDirectory?: string | undefined
+  /**
+   * Apply a bucket CORS rule for these origins (the app's own, e.g.
+   * `https://app.example.com`) while the layer is built, so that browsers
+   * can send direct uploads (PUT parts, POST forms) and read the `ETag`
+   * header. It replaces the bucket's CORS configuration. Absent or empty:
+   * the bucket's CORS is left alone.
+   */
+  readonly corsOrigins?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -159,6 +167,9 @@ export const make = (
       spoolDirectory: options.spoolDirectory ?? tmpdir()
     })
     if (options.createBucket === true) yield* backend.ensureBucket
+    if (options.corsOrigins !== undefined && options.corsOrigins.length > 0) {
+      yield* backend.applyCors(options.corsOrigins)
+    }
     return ObjectStorage.make(backend.driver)
   })
 
@@ -251,7 +262,8 @@ const addDeleteObjectsContentMd5 = (client: S3.S3Client) =>
       const request = args.request as { headers?: Record<string, string>; body?: unknown }
       const body = request.body
       if (
-        context.commandName === "DeleteObjectsCommand" && request.headers !== undefined &&
+        (context.commandName === "DeleteObjectsCommand" || context.commandName === "PutBucketCorsCommand") &&
+        request.headers !== undefined &&
         (typeof body === "string" || body instanceof Uint8Array)
       ) {
         request.headers["content-md5"] = createHash("md5").update(body).digest("base64")
@@ -425,6 +437,42 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
       Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void)
     )
   })
+
+  /**
+   * One CORS rule for direct uploads from the app's origins: PUT (parts),
+   * POST (forms), GET and HEAD, any request header, and `ETag` exposed (the
+   * browser reads each part's ETag from the answer).
+   */
+  const applyCors = (origins: ReadonlyArray<string>) =>
+    call("applyCors", (abortSignal) =>
+      client.send(
+        new sdk.PutBucketCorsCommand({
+          Bucket: bucket,
+          CORSConfiguration: {
+            CORSRules: [{
+              AllowedOrigins: [...origins],
+              AllowedMethods: ["GET", "HEAD", "PUT", "POST"],
+              AllowedHeaders: ["*"],
+              ExposeHeaders: ["ETag"],
+              MaxAgeSeconds: 3600
+            }]
+          }
+        }),
+        { abortSignal }
+      )).pipe(
+        Effect.mapError((error) =>
+          causedBy("NotImplemented")(error)
+            ? new StorageBackendError({
+              operation: "applyCors",
+              reason: "invalid",
+              message: "applyCors: this S3 server does not implement bucket CORS (Swift's s3api: set the " +
+                "container's CORS metadata through the Swift API instead)",
+              cause: error
+            })
+            : error
+        ),
+        Effect.asVoid
+      )
 
   /**
    * HEAD answers a bare 404 both for a missing key and a missing bucket;
@@ -1002,7 +1050,7 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
     })
   }
 
-  return { driver, ensureBucket }
+  return { driver, ensureBucket, applyCors }
 }
 
 /** `bucket/key` for `x-amz-copy-source`: URL-encoded, with the key's slashes kept. */
