@@ -125,10 +125,8 @@ const killDuringPart = async (
   index: number,
   server: SoakServer,
   waitMs: number,
-  shares: WorkerShares,
   inspector: Inspector
 ) => {
-  await shares.add(index, server)
   const isPart = (r: { method: string; path: string }) => r.method === "PUT" && r.path.includes("/parts/")
   const deadline = Date.now() + waitMs
   while (proxy.busyWith(index, isPart) === 0 && Date.now() < deadline) await sleep(5)
@@ -136,12 +134,19 @@ const killDuringPart = async (
   const parts = proxy.busyWith(index, isPart)
   await server.kill9()
   // The queue as the kill left it: rows leased then (by the dead worker among others) wait for their lease to end.
-  const queue = await inspector.sql((sql) =>
+  const queue = await queueNow(inspector)
+  return { inFlight, parts, ...queue }
+}
+
+const queueNow = async (inspector: Inspector) => {
+  const rows = await inspector.sql((sql) =>
     sql<{ live: number | string; leased: number | string }>`
       SELECT COUNT(*) AS live, COUNT(lease_token) AS leased FROM sys_storage_pending_delete WHERE dead_at IS NULL`
   )
-  return { inFlight, parts, queued: Number(queue[0]!.live), leased: Number(queue[0]!.leased) }
+  return { queued: Number(rows[0]!.live), leased: Number(rows[0]!.leased) }
 }
+
+const leasedRows = async (inspector: Inspector) => (await queueNow(inspector)).leased
 
 for (const variant of variants) {
   const title = `several servers: 3 example servers behind a round-robin proxy (${variant.name})`
@@ -233,17 +238,21 @@ for (const variant of variants) {
         const first = rng.int(0, serverCount - 1)
         await sleep(Math.round(loadMillis / 3) + rng.int(-2000, 2000))
         const shares = new WorkerShares()
-        const kill1 = await killDuringPart(proxy, first, fleet[first]!, 8000, shares, inspector)
+        await shares.add(first, fleet[first]!)
+        const kill1 = await killDuringPart(proxy, first, fleet[first]!, 8000, inspector)
         mark(`server ${first} killed`)
         const restart1 = fleet[first]!.launch().then(() => mark(`server ${first} up again`))
         // Kill 2: another server, while the workers drain a burst of deletions.
         const second = (first + rng.int(1, serverCount - 1)) % serverCount
         await sleep(Math.max(0, started + Math.round((2 * loadMillis) / 3) - Date.now()))
         await restart1
-        const burst = await clients.bulkDelete(rng.int(4, 10))
+        await shares.add(second, fleet[second]!)
+        const burst = await clients.bulkDelete(rng.int(8, 15))
         mark(`${burst} documents deleted at once`)
-        await sleep(rng.int(0, 800))
-        const kill2 = await killDuringPart(proxy, second, fleet[second]!, 500, shares, inspector)
+        // Killed as soon as a worker holds leased rows (its own, or another's), or after 1.5 s.
+        const leaseDeadline = Date.now() + 1500
+        while (Date.now() < leaseDeadline && (await leasedRows(inspector)) === 0) await sleep(5)
+        const kill2 = await killDuringPart(proxy, second, fleet[second]!, 0, inspector)
         mark(`server ${second} killed`)
         await fleet[second]!.launch()
         mark(`server ${second} up again`)
