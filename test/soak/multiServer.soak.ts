@@ -21,14 +21,14 @@ import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { request, sha256 } from "./support/http.js"
 import { recordSoak } from "./support/results.js"
 import { Rng, seedFor } from "./support/rng.js"
 import { RoundRobinProxy } from "./support/roundRobinProxy.js"
 import { missing, servers } from "./support/servers.js"
 import { SharedClients, type SharedClients as Clients } from "./support/sharedClients.js"
-import { sleep, SoakServer } from "./support/soakServer.js"
+import { buildExample, sleep, SoakServer } from "./support/soakServer.js"
 import {
   type Backend,
   checkInvariants,
@@ -55,6 +55,9 @@ const serverCount = 3
 const loadMillis = Number(process.env.SOAK_MULTI_LOAD_MS ?? 30_000)
 
 const figures: Array<Record<string, unknown>> = []
+
+// The compiled example: restarts take seconds, not the tens of seconds tsx needs on a busy machine.
+beforeAll(() => buildExample())
 
 afterAll(() => {
   for (const f of figures) console.log(`[soak] multi-server figures: ${JSON.stringify(f)}`)
@@ -211,7 +214,13 @@ for (const variant of variants) {
         const fleet = await Promise.all(
           Array.from(
             { length: serverCount },
-            (_, i) => SoakServer.start({ env, name: `${title} #${i + 1}`, onOutput: (chunk) => logs.see(chunk) })
+            (_, i) =>
+              SoakServer.start({
+                env,
+                name: `${title} #${i + 1}`,
+                onOutput: (chunk) => logs.see(chunk),
+                compiled: true
+              })
           )
         )
         for (const server of fleet) cleanups.push(() => server.dispose())
