@@ -333,7 +333,10 @@ for (const variant of variants) {
         if (proxy.slow.length > 0) console.log(`[soak] slow requests (proxy clock): ${JSON.stringify(proxy.slow)}`)
         expect(verdict.problems, `seed ${seed}`).toEqual([])
         expect(clients.findings, `seed ${seed}`).toEqual([])
-        expect({ workerRunFailures, leaseWarnings }).toEqual({ workerRunFailures: 0, leaseWarnings: 0 })
+        // No run of a worker or sweeper failed (a deadlock or serialization conflict between them would
+        // fail one), no lease was lost, and no server logged an error.
+        expect({ workerRunFailures, leaseWarnings, errorLines }, JSON.stringify(Object.fromEntries(logs.byMessage)))
+          .toEqual({ workerRunFailures: 0, leaseWarnings: 0, errorLines: 0 })
         expect(final.sessions, "multipart sessions left").toBeLessThanOrEqual(clients.counts.initsCut)
         // The exercise happened: both kills cut requests, uploads resumed, the three workers had deletions to do.
         expect(proxy.cut, "requests cut by the kills").toBeGreaterThan(0)
