@@ -69,7 +69,8 @@ if (several.length > 0) {
     `each with its delete worker and sweeper, two of them killed -9 and restarted mid-run. ` +
     several.map((v) =>
       `${v.variant}: ${n(v.requests)} requests through the proxy (${n(v.requestsCut)} cut by the kills, ` +
-      `${n(v.refusedRerouted)} sent on past a server that was down); ${n(v.uploadsCompleted)} uploads completed ` +
+      `${n(v.refusedRerouted)} sent on past a server that was down; the second kill with ` +
+      `${n(v.leasedAtKill?.[1])} delete rows leased); ${n(v.uploadsCompleted)} uploads completed ` +
       `(${n(v.uploadsResumed)} resumed from the parts list), ${n(v.adopted)} adopted; ` +
       `${n(v.deletions)} deletions of ${n(v.deletedKeys)} keys (${n(v.doubleDeleted)} deleted twice, ` +
       `${n(v.deletionsMissing)} missing); ${n(v.verifiedSha256)} objects byte-identical at the end, ` +
