@@ -133,6 +133,10 @@ const main = async () => {
     execArgv: [...startFlags, ...execArgv("api-tus")]
   })
   const tusPeerServer = await startTusServer(bucket, { compiled: true, execArgv: startFlags })
+  // Resident memory of both before any upload: how much of the peak is the process itself.
+  const idleOf = (server: { readonly process: { readonly pid?: number | undefined } }) =>
+    server.process.pid === undefined ? Number.NaN : memoryOf(server.process.pid)?.rss ?? Number.NaN
+  const tusIdle = { ours: idleOf(tusApiServer), theirs: idleOf(tusPeerServer) }
   const proxyServer = await startProxyServer(bucket)
   let n = 0
   const sides: Array<Side> = [
@@ -332,7 +336,12 @@ const main = async () => {
         ? "."
         : `; peak server memory (VmHWM since start of each process, which served only tus) ${
           fmt(tusMemory.ours / mib, 0)
-        } vs ${fmt(tusMemory.theirs / mib, 0)} MiB, ${fmt(tusMemory.ours / tusMemory.theirs, 2)}x.`)
+        } vs ${fmt(tusMemory.theirs / mib, 0)} MiB, ${fmt(tusMemory.ours / tusMemory.theirs, 2)}x; of which above ` +
+          `the process's own resident memory before the first upload (${fmt(tusIdle.ours / mib, 0)} vs ${
+            fmt(tusIdle.theirs / mib, 0)
+          } MiB): ${fmt((tusMemory.ours - tusIdle.ours) / mib, 0)} vs ${
+            fmt((tusMemory.theirs - tusIdle.theirs) / mib, 0)
+          } MiB, ${fmt((tusMemory.ours - tusIdle.ours) / (tusMemory.theirs - tusIdle.theirs), 2)}x.`)
     : ""
   const smallOne = smallRates.get("api-one")!
   const smallApi = smallRates.get("api")!
