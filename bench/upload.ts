@@ -6,7 +6,11 @@
  * the same server (@aws-sdk/lib-storage `Upload`, and a hand-written
  * CreateMultipartUpload/UploadPart loop streaming each part from the file),
  * vs @tus/server + @tus/s3-store in front of the same server (tus-js-client,
- * 16 MiB chunks). Onto disk: the example server with
+ * 16 MiB chunks), and tus-js-client with the same settings against the
+ * example server's own tus endpoint (`/storage/tus/`) vs @tus/server again,
+ * both compiled and run as `npm start` runs the example, each in a process
+ * that serves only tus, so that their peak memory (VmHWM) compares too.
+ * Onto disk: the example server with
  * STORAGE_BACKEND=filesystem vs a plain copy of the same file (a stream pipe
  * with an fsync at the end, which is what the backend guarantees, and
  * fs.copyFile). Sides interleave run by run; throughput is size over time,
@@ -35,10 +39,13 @@ import {
 } from "./lib/common.js"
 import { createDatabase, pgVersion, waitForServers } from "./lib/db.js"
 import { exportRevision } from "./lib/library.js"
+import { memoryOf } from "./lib/processes.js"
 import {
   apiOneRequestFiles,
   apiSmallFiles,
   apiUpload,
+  benchToken,
+  compiledExampleServer,
   createBucket,
   deleteBucket,
   emptyBucket,
@@ -52,6 +59,7 @@ import {
   sdkUpload,
   sourceFile,
   startExampleServer,
+  startFlags,
   startProxyServer,
   startTusServer,
   timed,
@@ -117,6 +125,18 @@ const main = async () => {
     { serverFile: baselineServer }
   )
   const tusServer = await startTusServer(bucket)
+  // The tus pair: each server in a process of its own that serves only tus,
+  // both compiled and run as `npm start` runs the example, so their peak
+  // memory compares too.
+  const tusApiServer = await startExampleServer(s3Env, {
+    compiled: await compiledExampleServer(),
+    execArgv: [...startFlags, ...execArgv("api-tus")]
+  })
+  const tusPeerServer = await startTusServer(bucket, { compiled: true, execArgv: startFlags })
+  // Resident memory of both before any upload: how much of the peak is the process itself.
+  const idleOf = (server: { readonly process: { readonly pid?: number | undefined } }) =>
+    server.process.pid === undefined ? Number.NaN : memoryOf(server.process.pid)?.rss ?? Number.NaN
+  const tusIdle = { ours: idleOf(tusApiServer), theirs: idleOf(tusPeerServer) }
   const proxyServer = await startProxyServer(bucket)
   let n = 0
   const sides: Array<Side> = [
@@ -164,6 +184,26 @@ const main = async () => {
       run: () => timed(() => tusUpload(tusServer.url, file, size, partSize))
     },
     {
+      id: "tus-peer",
+      label: `@tus/server + @tus/s3-store, compiled, node ${startFlags.join(" ")} (tus-js-client, 16 MiB chunks)`,
+      group: "s3",
+      run: () => timed(() => tusUpload(tusPeerServer.url, file, size, partSize))
+    },
+    {
+      id: "api-tus",
+      label: `effect-storage tus endpoint (example server compiled, node ${
+        startFlags.join(" ")
+      }, S3 backend; tus-js-client, 16 MiB chunks)`,
+      group: "s3",
+      run: () =>
+        timed(() =>
+          tusUpload(tusApiServer.url, file, size, partSize, {
+            path: "/storage/tus/",
+            headers: { Authorization: `Bearer ${benchToken}` }
+          })
+        )
+    },
+    {
       id: "api-fs",
       label: "effect-storage API (example server, filesystem backend)",
       group: "fs",
@@ -196,6 +236,7 @@ const main = async () => {
     }
   ].filter((side) => only === undefined || only.includes(side.id)) as Array<Side>
   const times = new Map<string, Array<number>>(sides.map((side) => [side.id, []]))
+  let tusMemory: { readonly ours: number; readonly theirs: number } | undefined
   const smallRates = new Map<string, Array<number>>([["api-one", []], ["api", []], ["sdk", []], ["api-baseline", []]])
   try {
     for (let run = 0; run < flags.runs; run++) {
@@ -240,7 +281,13 @@ const main = async () => {
         }
       }
     }
+    // Peak resident memory since start of the two processes that served only tus.
+    const ours = tusApiServer.process.pid === undefined ? undefined : memoryOf(tusApiServer.process.pid)
+    const theirs = tusPeerServer.process.pid === undefined ? undefined : memoryOf(tusPeerServer.process.pid)
+    if (ours !== undefined && theirs !== undefined) tusMemory = { ours: ours.hwm, theirs: theirs.hwm }
   } finally {
+    await tusApiServer.stop()
+    await tusPeerServer.stop()
     await s3Server.stop()
     await fsServer.stop()
     await baselineS3?.stop()
@@ -277,6 +324,24 @@ const main = async () => {
     ? `\n\nAt the same parallelism as tus (one part or PATCH at a time): the API ${
       fmtSpread(spread(x1), 1)
     } MiB/s, tus ${fmtSpread(spread(tusSide), 1)} MiB/s: ${fmtRatio(pairedRatio(x1, tusSide))}.`
+    : ""
+  const apiTus = throughput("api-tus")
+  const tusPeer = throughput("tus-peer")
+  const tusAgainstTus = apiTus.length > 0 && tusPeer.length > 0
+    ? `\n\ntus-js-client, same settings (${partSize / mib} MiB chunks, one PATCH at a time), against the example ` +
+      `server's tus endpoint vs @tus/server + @tus/s3-store (both compiled, node ${startFlags.join(" ")}): ${
+        fmtSpread(spread(apiTus), 1)
+      } vs ${fmtSpread(spread(tusPeer), 1)} MiB/s, ${fmtRatio(pairedRatio(apiTus, tusPeer))}` +
+      (tusMemory === undefined
+        ? "."
+        : `; peak server memory (VmHWM since start of each process, which served only tus) ${
+          fmt(tusMemory.ours / mib, 0)
+        } vs ${fmt(tusMemory.theirs / mib, 0)} MiB, ${fmt(tusMemory.ours / tusMemory.theirs, 2)}x; of which above ` +
+          `the process's own resident memory before the first upload (${fmt(tusIdle.ours / mib, 0)} vs ${
+            fmt(tusIdle.theirs / mib, 0)
+          } MiB): ${fmt((tusMemory.ours - tusIdle.ours) / mib, 0)} vs ${
+            fmt((tusMemory.theirs - tusIdle.theirs) / mib, 0)
+          } MiB, ${fmt((tusMemory.ours - tusIdle.ours) / (tusMemory.theirs - tusIdle.theirs), 2)}x.`)
     : ""
   const smallOne = smallRates.get("api-one")!
   const smallApi = smallRates.get("api")!
@@ -315,7 +380,8 @@ const main = async () => {
     "the S3 client settings are forcePathStyle, us-east-1, requestChecksumCalculation WHEN_REQUIRED everywhere. " +
     "The ratio is the storage API's MiB/s over the other side's, per run (above 1 means the API is faster).",
     "",
-    table(["target", "upload path", "MiB/s", "effect-storage API vs this"], rows) + sameParallelism + smallTable
+    table(["target", "upload path", "MiB/s", "effect-storage API vs this"], rows) + sameParallelism + tusAgainstTus +
+    smallTable
   ].join("\n")
   record({
     benchmark: "bench:upload",

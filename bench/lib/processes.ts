@@ -65,7 +65,8 @@ export const waitForHttp = async (url: string, timeoutMs = 60_000, child?: Child
       throw new Error(`the process for ${url} exited (${child.exitCode ?? child.signalCode})`)
     }
     try {
-      const response = await fetch(url)
+      // A connection taken while the server starts may never be answered: try again.
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) })
       await response.arrayBuffer()
       if (response.ok) return
     } catch {

@@ -513,10 +513,18 @@ export const proxyUpload = async (baseUrl: string, key: string, file: string, le
 }
 
 /** tus-js-client from Node: `chunkSize` bytes per PATCH, one after the other (no parallel uploads: see README). */
-export const tusUpload = (baseUrl: string, file: string, length: number, chunkSize: number): Promise<void> =>
+export const tusUpload = (
+  baseUrl: string,
+  file: string,
+  length: number,
+  chunkSize: number,
+  /** Another endpoint (effect-storage's: `/storage/tus/` with the bench token). */
+  target: { readonly path: string; readonly headers?: Record<string, string> } = { path: "/files/" }
+): Promise<void> =>
   new Promise((resolve, reject) => {
     const upload = new tus.Upload(createReadStream(file, { start: 0, end: length - 1 }), {
-      endpoint: `${baseUrl}/files/`,
+      endpoint: `${baseUrl}${target.path}`,
+      headers: target.headers ?? {},
       chunkSize,
       uploadSize: length,
       retryDelays: [],

@@ -317,6 +317,23 @@ export const layer = (
         })
       })
 
+      /** `POST` with `X-HTTP-Method-Override` (tus-js-client's `overridePatchMethod`), for proxies that drop PATCH. */
+      const overridden = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        switch (request.headers["x-http-method-override"]?.toUpperCase()) {
+          case "PATCH":
+            return patch
+          case "DELETE":
+            return terminate
+          case "HEAD":
+            return head
+          default:
+            return Effect.succeed(errorResponse(
+              new InvalidUploadRequest({ message: "POST to an upload needs X-HTTP-Method-Override: PATCH" }),
+              false
+            ))
+        }
+      })
+
       // The router ignores a trailing slash: these also answer `/storage/tus`.
       yield* router.post(tusPath, create)
       yield* router.options(tusPath, options_)
@@ -325,6 +342,7 @@ export const layer = (
       yield* router.patch(`${tusPath}:id`, patch)
       yield* router.del(`${tusPath}:id`, terminate)
       yield* router.get(`${tusPath}:id`, get)
+      yield* router.post(`${tusPath}:id`, overridden)
     })
   )
 
@@ -350,7 +368,8 @@ const allowedHeaders = [
   "Upload-Complete",
   "Upload-Draft-Interop-Version",
   "X-Request-ID",
-  "X-Requested-With"
+  "X-Requested-With",
+  "X-HTTP-Method-Override"
 ].join(", ")
 
 const exposedHeaders = [

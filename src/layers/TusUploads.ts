@@ -207,6 +207,10 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
           message: `the upload is ${claim.size} bytes: a last request at offset ${tail.offset} carries ${room}`
         })
       }
+      // Nothing to store: only a finished upload may still need assembling.
+      if (input.length === 0) {
+        return tail.offset === claim.size ? yield* finish(input.principal, claim) : view(claim, tail.offset)
+      }
       const multipart = yield* requireMultipart
       const checksum = input.checksum === undefined ? undefined : makeDigest(input.checksum.algorithm)
       let received = 0

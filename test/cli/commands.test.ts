@@ -52,14 +52,15 @@ describeEachCliDialect("CLI commands", (dialect) => {
           "create_storage_tables",
           "create_event_outbox",
           "create_file_registry",
-          "registry_adopted"
+          "registry_adopted",
+          "create_upload_tail"
         ])
         const again = yield* runJson<{ applied: Array<unknown>; current: Array<unknown> }>(["migrate"], layers)
         assert.deepStrictEqual(again.applied, [])
-        assert.strictEqual(again.current.length, 4)
+        assert.strictEqual(again.current.length, 5)
         const human = yield* runCli(["migrate"], layers)
         assert.strictEqual(human.code, 0)
-        assert.strictEqual(human.stdout, "Schema up to date (4 migrations).\n")
+        assert.strictEqual(human.stdout, "Schema up to date (5 migrations).\n")
         assert.strictEqual((yield* runCli(["status"], layers)).code, 0)
       }),
     60_000

@@ -328,6 +328,27 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
       assert.isTrue(Buffer.concat(Chunk.toArray(yield* Stream.runCollect(stored.body))).equals(data))
     }))
 
+  it.effect("POST with X-HTTP-Method-Override: PATCH appends; an empty PATCH changes nothing", () =>
+    Effect.gen(function*() {
+      const path = yield* create(300)
+      const first = yield* send("POST", path, {
+        user: "alice",
+        body: randomBytes(100),
+        headers: {
+          "X-HTTP-Method-Override": "PATCH",
+          "Content-Type": "application/offset+octet-stream",
+          "Upload-Offset": "0"
+        }
+      })
+      assert.strictEqual(first.status, 204)
+      assert.strictEqual(first.headers.get("upload-offset"), "100")
+      const empty = yield* patch(path, 100, new Uint8Array(0))
+      assert.deepStrictEqual([empty.status, empty.headers.get("upload-offset")], [204, "100"])
+      const plain = yield* send("POST", path, { user: "alice", body: randomBytes(10) })
+      assert.strictEqual(plain.status, 400)
+      assert.strictEqual(yield* offsetOf(path), 100)
+    }))
+
   it.effect("unknown 404, another user's 403 (never their data), a parts-API claim 404", () =>
     Effect.gen(function*() {
       const path = yield* create(100)
