@@ -220,11 +220,9 @@ const bucketUrl = (options: S3ObjectStorageOptions): string => {
 /** `20261201T203329Z`: SigV4's timestamp. */
 const amzDate = (date: Date) => date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "")
 
-type LooseGetSignedUrl = (
-  client: S3.S3Client,
-  command: S3.UploadPartCommand | S3.GetObjectCommand,
-  options: { readonly expiresIn: number; readonly signingDate: Date; readonly signableHeaders: Set<string> }
-) => Promise<string>
+/** RFC 3986 percent-encoding, as SigV4 wants it. */
+const escapeUri = (text: string) =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 
 const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data, "utf8").digest()
 
@@ -925,41 +923,70 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
     )
   )
 
-  /** Signs `command` for `expiresIn`; `signed` headers must then be sent exactly as set in the command. */
-  const presignCommand = (
+  /**
+   * The presigner, built once over this client's credentials, region and
+   * hash: a request is signed here without running the SDK's middleware
+   * stack (which `getSignedUrl` clones per call), so a part URL costs the
+   * app server only its HMACs.
+   */
+  const requestPresigner = Effect.cached(
+    Effect.map(Effect.flatten(presigner), (module) =>
+      new module.S3RequestPresigner({
+        ...(client.config as unknown as ConstructorParameters<typeof module.S3RequestPresigner>[0]),
+        service: "s3"
+      }))
+  )
+
+  /**
+   * A presigned `method` on `key` with this query, valid for `expiresIn`;
+   * `signed` headers must then be sent exactly as given.
+   */
+  const presignRequest = (
     operation: string,
-    command: S3.UploadPartCommand | S3.GetObjectCommand,
-    expiresIn: Duration.Duration,
-    signed: ReadonlyArray<string>
+    method: "PUT" | "GET",
+    key: string,
+    query: Readonly<Record<string, string>>,
+    signed: Readonly<Record<string, string>>,
+    expiresIn: Duration.Duration
   ) =>
     Effect.gen(function*() {
-      // The presigner is typed against its own copy of the SDK's core types.
-      const getSignedUrl = (yield* yield* presigner).getSignedUrl as unknown as LooseGetSignedUrl
+      const signer = yield* yield* requestPresigner
+      const base = new URL(bucketUrl)
       const seconds = Math.max(1, Math.ceil(Duration.toSeconds(expiresIn)))
       const now = yield* DateTime.now
-      const url = yield* call(operation, () =>
-        getSignedUrl(client, command, {
+      const request = yield* call(operation, () =>
+        signer.presign({
+          method,
+          protocol: base.protocol,
+          hostname: base.hostname,
+          ...(base.port === "" ? {} : { port: Number(base.port) }),
+          path: `${base.pathname.replace(/\/+$/, "")}/${key.split("/").map(escapeUri).join("/")}`,
+          query: { ...query },
+          headers: { host: base.host, ...signed }
+        }, {
           expiresIn: seconds,
           signingDate: new Date(DateTime.toEpochMillis(now)),
-          signableHeaders: new Set(signed)
+          signableHeaders: new Set(Object.keys(signed))
         }))
-      return { url, expiresAt: DateTime.addDuration(now, Duration.seconds(seconds)) }
+      const search = Object.entries(request.query ?? {})
+        .map(([name, value]) => `${escapeUri(name)}=${escapeUri(String(value))}`)
+        .join("&")
+      return {
+        url: `${base.protocol}//${base.host}${request.path}?${search}`,
+        expiresAt: DateTime.addDuration(now, Duration.seconds(seconds))
+      }
     })
 
   const presignUploadPart: Presigner["uploadPart"] = (input) =>
     Effect.map(
-      presignCommand(
+      presignRequest(
         "presignUploadPart",
-        new sdk.UploadPartCommand({
-          Bucket: bucket,
-          Key: input.key,
-          UploadId: input.uploadId,
-          PartNumber: input.partNumber,
-          ContentLength: input.size
-        }),
-        input.expiresIn,
+        "PUT",
+        input.key,
+        { partNumber: String(input.partNumber), uploadId: input.uploadId },
         // Signed, so S3 itself refuses a part of any other size.
-        ["content-length"]
+        { "content-length": String(input.size) },
+        input.expiresIn
       ),
       ({ expiresAt, url }): PresignedRequest => ({
         method: "PUT",
@@ -971,16 +998,18 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
 
   const presignGetObject: Presigner["getObject"] = (input) =>
     Effect.map(
-      presignCommand(
+      presignRequest(
         "presignGetObject",
-        new sdk.GetObjectCommand({
-          Bucket: bucket,
-          Key: input.key,
-          ResponseContentType: input.responseContentType,
-          ResponseContentDisposition: input.responseContentDisposition
-        }),
-        input.expiresIn,
-        []
+        "GET",
+        input.key,
+        {
+          ...(input.responseContentType === undefined ? {} : { "response-content-type": input.responseContentType }),
+          ...(input.responseContentDisposition === undefined
+            ? {}
+            : { "response-content-disposition": input.responseContentDisposition })
+        },
+        {},
+        input.expiresIn
       ),
       ({ expiresAt, url }): PresignedRequest => ({ method: "GET", url, headers: {}, expiresAt })
     )
