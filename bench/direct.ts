@@ -235,7 +235,7 @@ const main = async () => {
   record({
     benchmark: "bench:direct",
     flags,
-    versions: ["@aws-sdk/client-s3", "@aws-sdk/lib-storage", "@aws-sdk/s3-request-presigner"],
+    versions: ["@aws-sdk/client-s3", "@aws-sdk/lib-storage"],
     servers: [`Ceph RGW at ${s3.endpoint}`],
     body
   })

@@ -196,14 +196,6 @@ const loadSdk: Effect.Effect<Sdk, DriverNotInstalled> = importOptional(
   () => import("@aws-sdk/client-s3")
 )
 
-/** The presigner, an optional peer dependency too: loaded when the first URL is signed. */
-const loadPresigner = importOptional(
-  "@aws-sdk/s3-request-presigner",
-  "3.1169.0",
-  "Direct uploads to S3",
-  () => import("@aws-sdk/s3-request-presigner")
-)
-
 /**
  * The bucket's URL, where a form upload is posted: `endpoint/bucket` for
  * path-style servers, else `bucket.endpoint` (AWS's regional endpoint when
@@ -915,31 +907,35 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
 
   // ---- presigned requests ----
 
-  const presigner = Effect.cached(
-    loadPresigner.pipe(
-      Effect.mapError((error) =>
-        new StorageBackendError({ operation: "presign", reason: "invalid", message: error.message, cause: error })
-      )
+  /** The client's credentials and region (its providers memoize them). */
+  const signingIdentity = (operation: string) =>
+    Effect.zip(
+      call(operation, () => client.config.credentials()),
+      call(operation, () => client.config.region())
     )
-  )
 
   /**
-   * The presigner, built once over this client's credentials, region and
-   * hash: a request is signed here without running the SDK's middleware
-   * stack (which `getSignedUrl` clones per call), so a part URL costs the
-   * app server only its HMACs.
+   * SigV4 signing keys by date, region and secret: one derivation (four
+   * HMACs) a day instead of one per URL.
    */
-  const requestPresigner = Effect.cached(
-    Effect.map(Effect.flatten(presigner), (module) =>
-      new module.S3RequestPresigner({
-        ...(client.config as unknown as ConstructorParameters<typeof module.S3RequestPresigner>[0]),
-        service: "s3"
-      }))
-  )
+  const signingKeys = new Map<string, Buffer>()
+  const signingKey = (secret: string, day: string, region: string) => {
+    const id = `${day}\u0000${region}\u0000${secret}`
+    let key = signingKeys.get(id)
+    if (key === undefined) {
+      key = ["s3", "aws4_request"].reduce((k, part) => hmac(k, part), hmac(hmac(`AWS4${secret}`, day), region))
+      if (signingKeys.size >= 16) signingKeys.clear()
+      signingKeys.set(id, key)
+    }
+    return key
+  }
 
   /**
-   * A presigned `method` on `key` with this query, valid for `expiresIn`;
-   * `signed` headers must then be sent exactly as given.
+   * A presigned `method` on `key` (SigV4 in the query string, signed here
+   * with node:crypto: a URL then costs the app server a hash and two HMACs),
+   * valid for `expiresIn`; the `signed` headers must be sent exactly as
+   * given, so S3 checks them too. The payload is unsigned, as in any
+   * presigned URL.
    */
   const presignRequest = (
     operation: string,
@@ -950,29 +946,49 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
     expiresIn: Duration.Duration
   ) =>
     Effect.gen(function*() {
-      const signer = yield* yield* requestPresigner
+      const [credentials, region] = yield* signingIdentity(operation)
       const base = new URL(bucketUrl)
-      const seconds = Math.max(1, Math.ceil(Duration.toSeconds(expiresIn)))
+      const seconds = Math.min(604_800, Math.max(1, Math.ceil(Duration.toSeconds(expiresIn))))
       const now = yield* DateTime.now
-      const request = yield* call(operation, () =>
-        signer.presign({
-          method,
-          protocol: base.protocol,
-          hostname: base.hostname,
-          ...(base.port === "" ? {} : { port: Number(base.port) }),
-          path: `${base.pathname.replace(/\/+$/, "")}/${key.split("/").map(escapeUri).join("/")}`,
-          query: { ...query },
-          headers: { host: base.host, ...signed }
-        }, {
-          expiresIn: seconds,
-          signingDate: new Date(DateTime.toEpochMillis(now)),
-          signableHeaders: new Set(Object.keys(signed))
-        }))
-      const search = Object.entries(request.query ?? {})
-        .map(([name, value]) => `${escapeUri(name)}=${escapeUri(String(value))}`)
+      const date = amzDate(new Date(DateTime.toEpochMillis(now)))
+      const scope = `${date.slice(0, 8)}/${region}/s3/aws4_request`
+      const headers: Record<string, string> = { host: base.host }
+      for (const [name, value] of Object.entries(signed)) headers[name.toLowerCase()] = value.trim()
+      const headerNames = Object.keys(headers).sort()
+      const params: Record<string, string> = {
+        ...query,
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": `${credentials.accessKeyId}/${scope}`,
+        "X-Amz-Date": date,
+        "X-Amz-Expires": String(seconds),
+        "X-Amz-SignedHeaders": headerNames.join(";")
+      }
+      if (credentials.sessionToken !== undefined) params["X-Amz-Security-Token"] = credentials.sessionToken
+      const canonicalQuery = Object.entries(params)
+        .map(([name, value]) => [escapeUri(name), escapeUri(value)] as const)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([name, value]) => `${name}=${value}`)
         .join("&")
+      const path = `${base.pathname.replace(/\/+$/, "")}/${key.split("/").map(escapeUri).join("/")}`
+      const canonicalRequest = [
+        method,
+        path,
+        canonicalQuery,
+        ...headerNames.map((name) => `${name}:${headers[name]}`),
+        "",
+        headerNames.join(";"),
+        "UNSIGNED-PAYLOAD"
+      ].join("\n")
+      const stringToSign = [
+        "AWS4-HMAC-SHA256",
+        date,
+        scope,
+        createHash("sha256").update(canonicalRequest, "utf8").digest("hex")
+      ].join("\n")
+      const signature = hmac(signingKey(credentials.secretAccessKey, date.slice(0, 8), region), stringToSign)
+        .toString("hex")
       return {
-        url: `${base.protocol}//${base.host}${request.path}?${search}`,
+        url: `${base.protocol}//${base.host}${path}?${canonicalQuery}&X-Amz-Signature=${signature}`,
         expiresAt: DateTime.addDuration(now, Duration.seconds(seconds))
       }
     })
@@ -1015,15 +1031,14 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
     )
 
   /**
-   * A SigV4 POST policy, signed here (the SDK's own helper is a package of
-   * its own): the key, the content type, the metadata and the exact size
-   * (`content-length-range` from size to size) are all conditions, so the
-   * storage refuses any other upload with it.
+   * A SigV4 POST policy, signed here like the URLs: the key, the content
+   * type, the metadata and the exact size (`content-length-range` from size
+   * to size) are all conditions, so the storage refuses any other upload
+   * with it.
    */
   const presignPostObject: Presigner["postObject"] = (input) =>
     Effect.gen(function*() {
-      const credentials = yield* call("presignPostObject", () => client.config.credentials())
-      const region = yield* call("presignPostObject", () => client.config.region())
+      const [credentials, region] = yield* signingIdentity("presignPostObject")
       const now = yield* DateTime.now
       const seconds = Math.max(1, Math.ceil(Duration.toSeconds(input.expiresIn)))
       const expiresAt = DateTime.addDuration(now, Duration.seconds(seconds))
@@ -1046,13 +1061,10 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
           ["content-length-range", input.size, input.size]
         ]
       })).toString("base64")
-      const signingKey = ["s3", "aws4_request"].reduce(
-        (key, part) => hmac(key, part),
-        hmac(hmac(`AWS4${credentials.secretAccessKey}`, date.slice(0, 8)), region)
-      )
+      const key = signingKey(credentials.secretAccessKey, date.slice(0, 8), region)
       return {
         url: bucketUrl,
-        fields: { ...fields, policy, "x-amz-signature": hmac(signingKey, policy).toString("hex") },
+        fields: { ...fields, policy, "x-amz-signature": hmac(key, policy).toString("hex") },
         expiresAt
       } satisfies PresignedPost
     })
