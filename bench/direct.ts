@@ -74,9 +74,9 @@ const send = (
   })
 
 /**
- * A direct upload: open it, then for each part (`concurrency` at once) ask
- * the server for a signed URL and PUT the part there, streamed from the
- * file; complete.
+ * A direct upload: open it, have the parts' URLs signed (up to 100 per
+ * request), PUT the parts there (`concurrency` at once, streamed from the
+ * file), complete.
  */
 const directUpload = async (baseUrl: string, file: string, length: number): Promise<string> => {
   const app = new http.Agent({ keepAlive: true, maxSockets: concurrency })
@@ -92,18 +92,25 @@ const directUpload = async (baseUrl: string, file: string, length: number): Prom
     )
     if (opened.status !== 201) throw new Error(`open: ${opened.status} ${opened.body}`)
     const ticket = JSON.parse(opened.body) as { claimId: string; partSize: number; partCount: number }
+    // The part URLs, signed up to 100 per request.
+    const urls = new Map<number, { url: string; headers: Record<string, string> }>()
+    for (let first = 1; first <= ticket.partCount; first += 100) {
+      const partNumbers = Array.from({ length: Math.min(100, ticket.partCount - first + 1) }, (_, i) => first + i)
+      const signed = await send(
+        app,
+        "POST",
+        `${baseUrl}/storage/direct/uploads/${ticket.claimId}/signatures`,
+        { ...auth, "content-type": "application/json" },
+        JSON.stringify({ partNumbers })
+      )
+      if (signed.status !== 200) throw new Error(`sign: ${signed.status} ${signed.body}`)
+      for (const part of (JSON.parse(signed.body) as { parts: Array<any> }).parts) urls.set(part.partNumber, part)
+    }
     let next = 1
     const lane = async () => {
       while (next <= ticket.partCount) {
         const partNumber = next++
-        const signed = await send(
-          app,
-          "GET",
-          `${baseUrl}/storage/direct/uploads/${ticket.claimId}/parts/${partNumber}`,
-          auth
-        )
-        if (signed.status !== 200) throw new Error(`sign ${partNumber}: ${signed.status} ${signed.body}`)
-        const { headers, url } = JSON.parse(signed.body) as { url: string; headers: Record<string, string> }
+        const { headers, url } = urls.get(partNumber)!
         const start = (partNumber - 1) * ticket.partSize
         const end = Math.min(length, start + ticket.partSize)
         const put = await send(storage, "PUT", url, headers, createReadStream(file, { start, end: end - 1 }))
