@@ -8,6 +8,7 @@
  * |---|---|
  * | POST /storage/direct/uploads | open a direct upload (a claim with a multipart session) |
  * | GET /storage/direct/uploads/{claimId}/parts/{partNumber} | a URL for the part, signed for its exact size |
+ * | POST /storage/direct/uploads/{claimId}/signatures `{partNumbers}` | URLs for up to 100 parts at once |
  * | GET /storage/direct/uploads/{claimId}/parts | the parts the storage holds (to resume) |
  * | POST /storage/direct/uploads/{claimId}/complete | check the stored parts and assemble |
  * | PUT /storage/direct/parts/{claimId}/{partNumber}?size&expires&signature | the embedded backends' signed part endpoint (no bearer token: the signature is the credential) |
@@ -70,6 +71,16 @@ export const SignedPartResponse = Schema.Struct({
   headers: Schema.Record({ key: Schema.String, value: Schema.String }),
   expiresAt: Schema.DateTimeUtc
 }).annotations({ identifier: "SignedPart" })
+
+/**
+ * `POST /storage/direct/uploads/{claimId}/signatures` body: the parts to sign.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SignPartsRequest = Schema.Struct({
+  partNumbers: Schema.Array(Schema.Number).pipe(Schema.maxItems(100))
+}).annotations({ identifier: "SignPartsRequest" })
 
 /**
  * A part as the storage holds it.
@@ -139,6 +150,18 @@ export class DirectApiGroup extends HttpApiGroup.make("direct")
       .addError(UploadSessionNotFound, { status: 422 })
       .middleware(Authentication)
       .annotate(OpenApi.Summary, "A short-lived URL for one part, signed for its exact size")
+  )
+  .add(
+    HttpApiEndpoint.post("signParts")`/storage/direct/uploads/${claimId}/signatures`
+      .setPayload(SignPartsRequest)
+      .addSuccess(Schema.Struct({ parts: Schema.Array(SignedPartResponse) }))
+      .addError(ClaimNotPending, { status: 409 })
+      .addError(ClaimExpired, { status: 410 })
+      .addError(UploadTooLarge, { status: 413 })
+      .addError(PartNumberOutOfRange, { status: 422 })
+      .addError(UploadSessionNotFound, { status: 422 })
+      .middleware(Authentication)
+      .annotate(OpenApi.Summary, "URLs for several parts at once (up to 100), each signed for its exact size")
   )
   .add(
     HttpApiEndpoint.get("listStoredParts")`/storage/direct/uploads/${claimId}/parts`

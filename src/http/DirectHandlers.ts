@@ -50,6 +50,12 @@ export const make = <E, Provides>(
             Effect.map((signed) => ({ ...signed, method: "PUT" as const })),
             unavailableOnOutage
           ))
+      .handle("signParts", ({ path, payload }) =>
+        Effect.flatMap(CurrentPrincipal, (principal) =>
+          direct.signParts({ principal, claimId: path.claimId, partNumbers: payload.partNumbers })).pipe(
+            Effect.map((parts) => ({ parts: parts.map((signed) => ({ ...signed, method: "PUT" as const })) })),
+            unavailableOnOutage
+          ))
       .handle("listStoredParts", ({ path }) =>
         Effect.flatMap(CurrentPrincipal, (principal) =>
           direct.listParts({ principal, claimId: path.claimId })).pipe(

@@ -80,6 +80,14 @@ export interface FormUploadTicket {
 }
 
 /**
+ * The most part URLs one `signParts` call signs.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxSignedPerRequest = 100
+
+/**
  * The direct-upload flow.
  *
  * @since 0.1.0
@@ -117,6 +125,38 @@ export class DirectUploads extends Effect.Service<DirectUploads>()("effect-stora
       return yield* uploads.initUpload({ ...input, layout: "multipart" })
     })
 
+    /** Signs part `partNumber` of an active claim of the caller's. */
+    const signFor = (claim: UploadClaim, partNumber: number) =>
+      Effect.gen(function*() {
+        if (!Number.isSafeInteger(partNumber) || partNumber < 1 || partNumber > claim.partCount) {
+          return yield* new PartNumberOutOfRange({
+            message: `part numbers of this upload are 1..${claim.partCount}, got ${partNumber}`
+          })
+        }
+        const size = expectedPartSize(claim, partNumber)
+        const request = yield* Option.match(objects.presign, {
+          onSome: (presigner) =>
+            presigner.uploadPart({
+              key: claim.key,
+              uploadId: claim.uploadId,
+              partNumber,
+              size,
+              expiresIn: signer.ttl
+            }),
+          onNone: () =>
+            Effect.map(
+              signer.sign({ claimId: claim.id, partNumber, size }),
+              ({ expiresAt, url }): PresignedRequest => ({
+                method: "PUT",
+                url,
+                headers: { "content-length": String(size) },
+                expiresAt
+              })
+            )
+        })
+        return { ...request, partNumber, size } satisfies SignedPartRequest
+      })
+
     /** A URL for part `partNumber`, signed for its exact size. */
     const signPart = Effect.fn("DirectUploads.signPart")(function*(input: {
       readonly principal: Principal
@@ -125,33 +165,27 @@ export class DirectUploads extends Effect.Service<DirectUploads>()("effect-stora
     }) {
       const claim = yield* uploads.activeClaim(input.principal, input.claimId)
       yield* requireSession(claim)
-      if (!Number.isSafeInteger(input.partNumber) || input.partNumber < 1 || input.partNumber > claim.partCount) {
+      return yield* signFor(claim, input.partNumber)
+    })
+
+    /**
+     * URLs for several parts at once (each signed for its own part and
+     * size), so a client sending many parts asks once per batch instead of
+     * once per part. At most `maxSignedPerRequest`.
+     */
+    const signParts = Effect.fn("DirectUploads.signParts")(function*(input: {
+      readonly principal: Principal
+      readonly claimId: string
+      readonly partNumbers: ReadonlyArray<number>
+    }) {
+      if (input.partNumbers.length === 0 || input.partNumbers.length > maxSignedPerRequest) {
         return yield* new PartNumberOutOfRange({
-          message: `part numbers of this upload are 1..${claim.partCount}, got ${input.partNumber}`
+          message: `ask for 1 to ${maxSignedPerRequest} parts at once, not ${input.partNumbers.length}`
         })
       }
-      const size = expectedPartSize(claim, input.partNumber)
-      const request = yield* Option.match(objects.presign, {
-        onSome: (presigner) =>
-          presigner.uploadPart({
-            key: claim.key,
-            uploadId: claim.uploadId,
-            partNumber: input.partNumber,
-            size,
-            expiresIn: signer.ttl
-          }),
-        onNone: () =>
-          Effect.map(
-            signer.sign({ claimId: claim.id, partNumber: input.partNumber, size }),
-            ({ expiresAt, url }): PresignedRequest => ({
-              method: "PUT",
-              url,
-              headers: { "content-length": String(size) },
-              expiresAt
-            })
-          )
-      })
-      return { ...request, partNumber: input.partNumber, size } satisfies SignedPartRequest
+      const claim = yield* uploads.activeClaim(input.principal, input.claimId)
+      yield* requireSession(claim)
+      return yield* Effect.forEach(new Set(input.partNumbers), (partNumber) => signFor(claim, partNumber))
     })
 
     /** The parts the storage holds for the claim's session (to resume). */
@@ -343,7 +377,7 @@ export class DirectUploads extends Effect.Service<DirectUploads>()("effect-stora
       return part
     })
 
-    return { open, signPart, listParts, complete, openForm, settle, putSignedPart } as const
+    return { open, signPart, signParts, listParts, complete, openForm, settle, putSignedPart } as const
   })
 }) {}
 

@@ -36,7 +36,7 @@ import {
   putTo,
   signPart
 } from "./directHarness.js"
-import { raw } from "./harness.js"
+import { call, raw } from "./harness.js"
 
 const base = mkdtempSync(join(tmpdir(), "effect-storage-direct-"))
 afterAll(() => rmSync(base, { recursive: true, force: true }))
@@ -230,6 +230,44 @@ const directSuite = (it: Vitest.MethodsNonLive<any>, partSize: number, kind: Kin
       assert.strictEqual((yield* completeDirect(undefined, ticket.claimId)).status, 401)
       yield* notAdoptable(ticket.claimId, ticket.key)
       assert.strictEqual((yield* completeDirect("alice", ticket.claimId)).status, 200)
+    }))
+
+  it.effect("several parts signed in one request, each for its own size", () =>
+    Effect.gen(function*() {
+      const data = bytes(partSize * 2 + 99)
+      const ticket = yield* opened(data.length)
+      const answer = yield* call(
+        "alice",
+        HttpClientRequest.post(`/storage/direct/uploads/${ticket.claimId}/signatures`).pipe(
+          HttpClientRequest.bodyUnsafeJson({ partNumbers: [3, 1, 2, 1] })
+        )
+      )
+      assert.strictEqual(answer.status, 200, answer.text)
+      const signed = answer.json.parts as Array<{ partNumber: number; size: number; url: string }>
+      assert.deepStrictEqual(signed.map((p) => [p.partNumber, p.size]), [[3, 99], [1, partSize], [2, partSize]])
+      for (const part of signed) {
+        assert.strictEqual((yield* putTo(part.url, slice(data, partSize, part.partNumber))).status, 200)
+      }
+      assert.strictEqual((yield* completeDirect("alice", ticket.claimId)).status, 200)
+      // out of range, too many, or someone else's: nothing signed
+      for (
+        const [user, partNumbers, status] of [
+          ["alice", [1, 4], 422],
+          ["alice", Array.from({ length: 101 }, (_, i) => i + 1), 400],
+          ["alice", [], 422],
+          ["bob", [1], 403]
+        ] as const
+      ) {
+        const other = yield* opened(partSize * 3)
+        const refused = yield* call(
+          user,
+          HttpClientRequest.post(`/storage/direct/uploads/${other.claimId}/signatures`).pipe(
+            HttpClientRequest.bodyUnsafeJson({ partNumbers })
+          )
+        )
+        assert.strictEqual(refused.status, status, refused.text)
+        assert.isUndefined(refused.json?.parts)
+      }
     }))
 
   it.effect("part numbers outside the claim are not signed", () =>

@@ -196,14 +196,6 @@ const loadSdk: Effect.Effect<Sdk, DriverNotInstalled> = importOptional(
   () => import("@aws-sdk/client-s3")
 )
 
-/** The presigner, an optional peer dependency too: loaded when the first URL is signed. */
-const loadPresigner = importOptional(
-  "@aws-sdk/s3-request-presigner",
-  "3.1169.0",
-  "Direct uploads to S3",
-  () => import("@aws-sdk/s3-request-presigner")
-)
-
 /**
  * The bucket's URL, where a form upload is posted: `endpoint/bucket` for
  * path-style servers, else `bucket.endpoint` (AWS's regional endpoint when
@@ -220,11 +212,9 @@ const bucketUrl = (options: S3ObjectStorageOptions): string => {
 /** `20261201T203329Z`: SigV4's timestamp. */
 const amzDate = (date: Date) => date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "")
 
-type LooseGetSignedUrl = (
-  client: S3.S3Client,
-  command: S3.UploadPartCommand | S3.GetObjectCommand,
-  options: { readonly expiresIn: number; readonly signingDate: Date; readonly signableHeaders: Set<string> }
-) => Promise<string>
+/** RFC 3986 percent-encoding, as SigV4 wants it. */
+const escapeUri = (text: string) =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 
 const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data, "utf8").digest()
 
@@ -917,49 +907,102 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
 
   // ---- presigned requests ----
 
-  const presigner = Effect.cached(
-    loadPresigner.pipe(
-      Effect.mapError((error) =>
-        new StorageBackendError({ operation: "presign", reason: "invalid", message: error.message, cause: error })
-      )
+  /** The client's credentials and region (its providers memoize them). */
+  const signingIdentity = (operation: string) =>
+    Effect.zip(
+      call(operation, () => client.config.credentials()),
+      call(operation, () => client.config.region())
     )
-  )
 
-  /** Signs `command` for `expiresIn`; `signed` headers must then be sent exactly as set in the command. */
-  const presignCommand = (
+  /**
+   * SigV4 signing keys by date, region and secret: one derivation (four
+   * HMACs) a day instead of one per URL.
+   */
+  const signingKeys = new Map<string, Buffer>()
+  const signingKey = (secret: string, day: string, region: string) => {
+    const id = `${day}\u0000${region}\u0000${secret}`
+    let key = signingKeys.get(id)
+    if (key === undefined) {
+      key = ["s3", "aws4_request"].reduce((k, part) => hmac(k, part), hmac(hmac(`AWS4${secret}`, day), region))
+      if (signingKeys.size >= 16) signingKeys.clear()
+      signingKeys.set(id, key)
+    }
+    return key
+  }
+
+  /**
+   * A presigned `method` on `key` (SigV4 in the query string, signed here
+   * with node:crypto: a URL then costs the app server a hash and two HMACs),
+   * valid for `expiresIn`; the `signed` headers must be sent exactly as
+   * given, so S3 checks them too. The payload is unsigned, as in any
+   * presigned URL.
+   */
+  const presignRequest = (
     operation: string,
-    command: S3.UploadPartCommand | S3.GetObjectCommand,
-    expiresIn: Duration.Duration,
-    signed: ReadonlyArray<string>
+    method: "PUT" | "GET",
+    key: string,
+    query: Readonly<Record<string, string>>,
+    signed: Readonly<Record<string, string>>,
+    expiresIn: Duration.Duration
   ) =>
     Effect.gen(function*() {
-      // The presigner is typed against its own copy of the SDK's core types.
-      const getSignedUrl = (yield* yield* presigner).getSignedUrl as unknown as LooseGetSignedUrl
-      const seconds = Math.max(1, Math.ceil(Duration.toSeconds(expiresIn)))
+      const [credentials, region] = yield* signingIdentity(operation)
+      const base = new URL(bucketUrl)
+      const seconds = Math.min(604_800, Math.max(1, Math.ceil(Duration.toSeconds(expiresIn))))
       const now = yield* DateTime.now
-      const url = yield* call(operation, () =>
-        getSignedUrl(client, command, {
-          expiresIn: seconds,
-          signingDate: new Date(DateTime.toEpochMillis(now)),
-          signableHeaders: new Set(signed)
-        }))
-      return { url, expiresAt: DateTime.addDuration(now, Duration.seconds(seconds)) }
+      const date = amzDate(new Date(DateTime.toEpochMillis(now)))
+      const scope = `${date.slice(0, 8)}/${region}/s3/aws4_request`
+      const headers: Record<string, string> = { host: base.host }
+      for (const [name, value] of Object.entries(signed)) headers[name.toLowerCase()] = value.trim()
+      const headerNames = Object.keys(headers).sort()
+      const params: Record<string, string> = {
+        ...query,
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": `${credentials.accessKeyId}/${scope}`,
+        "X-Amz-Date": date,
+        "X-Amz-Expires": String(seconds),
+        "X-Amz-SignedHeaders": headerNames.join(";")
+      }
+      if (credentials.sessionToken !== undefined) params["X-Amz-Security-Token"] = credentials.sessionToken
+      const canonicalQuery = Object.entries(params)
+        .map(([name, value]) => [escapeUri(name), escapeUri(value)] as const)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([name, value]) => `${name}=${value}`)
+        .join("&")
+      const path = `${base.pathname.replace(/\/+$/, "")}/${key.split("/").map(escapeUri).join("/")}`
+      const canonicalRequest = [
+        method,
+        path,
+        canonicalQuery,
+        ...headerNames.map((name) => `${name}:${headers[name]}`),
+        "",
+        headerNames.join(";"),
+        "UNSIGNED-PAYLOAD"
+      ].join("\n")
+      const stringToSign = [
+        "AWS4-HMAC-SHA256",
+        date,
+        scope,
+        createHash("sha256").update(canonicalRequest, "utf8").digest("hex")
+      ].join("\n")
+      const signature = hmac(signingKey(credentials.secretAccessKey, date.slice(0, 8), region), stringToSign)
+        .toString("hex")
+      return {
+        url: `${base.protocol}//${base.host}${path}?${canonicalQuery}&X-Amz-Signature=${signature}`,
+        expiresAt: DateTime.addDuration(now, Duration.seconds(seconds))
+      }
     })
 
   const presignUploadPart: Presigner["uploadPart"] = (input) =>
     Effect.map(
-      presignCommand(
+      presignRequest(
         "presignUploadPart",
-        new sdk.UploadPartCommand({
-          Bucket: bucket,
-          Key: input.key,
-          UploadId: input.uploadId,
-          PartNumber: input.partNumber,
-          ContentLength: input.size
-        }),
-        input.expiresIn,
+        "PUT",
+        input.key,
+        { partNumber: String(input.partNumber), uploadId: input.uploadId },
         // Signed, so S3 itself refuses a part of any other size.
-        ["content-length"]
+        { "content-length": String(input.size) },
+        input.expiresIn
       ),
       ({ expiresAt, url }): PresignedRequest => ({
         method: "PUT",
@@ -971,30 +1014,31 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
 
   const presignGetObject: Presigner["getObject"] = (input) =>
     Effect.map(
-      presignCommand(
+      presignRequest(
         "presignGetObject",
-        new sdk.GetObjectCommand({
-          Bucket: bucket,
-          Key: input.key,
-          ResponseContentType: input.responseContentType,
-          ResponseContentDisposition: input.responseContentDisposition
-        }),
-        input.expiresIn,
-        []
+        "GET",
+        input.key,
+        {
+          ...(input.responseContentType === undefined ? {} : { "response-content-type": input.responseContentType }),
+          ...(input.responseContentDisposition === undefined
+            ? {}
+            : { "response-content-disposition": input.responseContentDisposition })
+        },
+        {},
+        input.expiresIn
       ),
       ({ expiresAt, url }): PresignedRequest => ({ method: "GET", url, headers: {}, expiresAt })
     )
 
   /**
-   * A SigV4 POST policy, signed here (the SDK's own helper is a package of
-   * its own): the key, the content type, the metadata and the exact size
-   * (`content-length-range` from size to size) are all conditions, so the
-   * storage refuses any other upload with it.
+   * A SigV4 POST policy, signed here like the URLs: the key, the content
+   * type, the metadata and the exact size (`content-length-range` from size
+   * to size) are all conditions, so the storage refuses any other upload
+   * with it.
    */
   const presignPostObject: Presigner["postObject"] = (input) =>
     Effect.gen(function*() {
-      const credentials = yield* call("presignPostObject", () => client.config.credentials())
-      const region = yield* call("presignPostObject", () => client.config.region())
+      const [credentials, region] = yield* signingIdentity("presignPostObject")
       const now = yield* DateTime.now
       const seconds = Math.max(1, Math.ceil(Duration.toSeconds(input.expiresIn)))
       const expiresAt = DateTime.addDuration(now, Duration.seconds(seconds))
@@ -1017,13 +1061,10 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
           ["content-length-range", input.size, input.size]
         ]
       })).toString("base64")
-      const signingKey = ["s3", "aws4_request"].reduce(
-        (key, part) => hmac(key, part),
-        hmac(hmac(`AWS4${credentials.secretAccessKey}`, date.slice(0, 8)), region)
-      )
+      const key = signingKey(credentials.secretAccessKey, date.slice(0, 8), region)
       return {
         url: bucketUrl,
-        fields: { ...fields, policy, "x-amz-signature": hmac(signingKey, policy).toString("hex") },
+        fields: { ...fields, policy, "x-amz-signature": hmac(key, policy).toString("hex") },
         expiresAt
       } satisfies PresignedPost
     })
