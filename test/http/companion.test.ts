@@ -159,6 +159,40 @@ const companionSuite = (it: Vitest.MethodsNonLive<any>, kind: "embedded" | "s3")
       assert.deepStrictEqual([crossed.status, crossed.json._tag], [403, "AccessDenied"])
     }))
 
+  it.effect("another user's session can neither sign, list, complete nor abort the upload", () =>
+    Effect.gen(function*() {
+      const alice = yield* signIn
+      const bob = (yield* request("/storage/session", { method: "POST", bearer: tokens.bob })).headers
+        .get("set-cookie")!.split(";")[0]!
+      const { key, uploadId } = (yield* request("/storage/companion/s3/multipart", {
+        method: "POST",
+        cookie: alice,
+        body: { filename: "mine.bin", metadata: { size: 10 } }
+      })).json
+      const q = `key=${encodeURIComponent(key)}`
+      for (
+        const answer of [
+          yield* request(`/storage/companion/s3/multipart/${uploadId}/1?${q}`, { cookie: bob }),
+          yield* request(`/storage/companion/s3/multipart/${uploadId}?${q}`, { cookie: bob }),
+          yield* request(`/storage/companion/s3/multipart/${uploadId}/complete?${q}`, {
+            method: "POST",
+            cookie: bob,
+            body: { parts: [] }
+          })
+        ]
+      ) assert.deepStrictEqual([answer.status, answer.json._tag], [403, "AccessDenied"])
+      // abort answers as for an unknown upload, and leaves alice's alone
+      assert.strictEqual(
+        (yield* request(`/storage/companion/s3/multipart/${uploadId}?${q}`, { method: "DELETE", cookie: bob })).status,
+        200
+      )
+      assert.strictEqual((yield* (yield* ClaimStore).get(uploadId)).status, "pending")
+      assert.strictEqual(
+        (yield* request(`/storage/companion/s3/multipart/${uploadId}/1?${q}`, { cookie: alice })).status,
+        200
+      )
+    }))
+
   it.effect("a multipart upload through the Companion routes, completed from the storage's own part list", () =>
     Effect.gen(function*() {
       const cookie = yield* signIn

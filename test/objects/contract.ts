@@ -415,6 +415,25 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
       })
     ))
 
+  it.effect("multipart: listParts answers the stored parts in order, as stored; not after complete", () =>
+    withMultipart((mp) =>
+      Effect.gen(function*() {
+        const key = `${prefix()}listed.bin`
+        const { uploadId } = yield* mp.initMultipart({ key })
+        expect(yield* mp.listParts({ key, uploadId })).toEqual([])
+        const last = yield* mp.putPart({ key, uploadId, partNumber: 2, body: text("tail") })
+        const first = yield* mp.putPart({ key, uploadId, partNumber: 1, body: new Uint8Array(mp.partSize) })
+        const listed = yield* mp.listParts({ key, uploadId })
+        expect(listed).toEqual([
+          { partNumber: 1, etag: first.etag, size: mp.partSize },
+          { partNumber: 2, etag: last.etag, size: 4 }
+        ])
+        yield* mp.completeMultipart({ key, uploadId, parts: listed })
+        expect(yield* failureTag(mp.listParts({ key, uploadId }))).toBe("UploadSessionNotFound")
+        expect(yield* failureTag(mp.listParts({ key, uploadId: "no-such-upload" }))).toBe("UploadSessionNotFound")
+      })
+    ))
+
   it.effect("multipart: an unknown session: abort succeeds, put and complete fail", () =>
     withMultipart((mp) =>
       Effect.gen(function*() {
