@@ -17,12 +17,23 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
-import { Authentication, CurrentPrincipal, FileAcl, StorageApiGroup, StorageHandlers } from "../src/http/index.js"
+import {
+  Authentication,
+  CompanionApiGroup,
+  CurrentPrincipal,
+  DirectApiGroup,
+  FileAcl,
+  StorageApiGroup,
+  StorageHandlers
+} from "../src/http/index.js"
+import { SessionApiGroup } from "../src/http/Sessions.js"
 import {
   AccessDenied,
   ClaimNotFound,
+  DirectUploads,
   FileRefs,
   Files,
   isAnonymous,
@@ -87,7 +98,15 @@ export const migrations = Effect.gen(function*() {
       })
     })
   })
-  yield* migrate
+  // Several servers may start at once on one database: on PostgreSQL the
+  // Migrator's first CREATE TABLE of its own table fails in all but one of
+  // them ("already exists"), and elsewhere a loser may return before the
+  // winner committed. So: retry, then wait until the tables exist.
+  yield* migrate.pipe(Effect.retry({ times: 5, schedule: Schedule.spaced("200 millis") }))
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`SELECT 1 FROM documents, document_files WHERE 1 = 0`.unprepared.pipe(
+    Effect.retry({ times: 50, schedule: Schedule.spaced("200 millis") })
+  )
 })
 
 /** The documents' store: rows in `documents` and `document_files`. */
@@ -138,8 +157,14 @@ const makeRepository = Effect.gen(function*() {
   }
 })
 
-/** The example's API: the storage routes and the documents. */
-export class AppApi extends HttpApi.make("app").add(StorageApiGroup).add(DocumentsGroup) {}
+/** The example's API: the storage routes, direct uploads (with Uppy's Companion routes and sessions) and the documents. */
+export class AppApi extends HttpApi.make("app")
+  .add(StorageApiGroup)
+  .add(DocumentsGroup)
+  .add(DirectApiGroup)
+  .add(CompanionApiGroup)
+  .add(SessionApiGroup)
+{}
 
 /** The documents handlers. */
 export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
@@ -147,6 +172,7 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
     const sql = yield* SqlClient.SqlClient
     const repo = yield* makeRepository
     const hooks = yield* Files.forSchema(Document)
+    const direct = yield* DirectUploads
     // One business transaction per write: the adoption, the queued deletes
     // and the document rows commit or roll back together.
     const inTransaction = <X, E extends { readonly _tag: string }, R>(effect: Effect.Effect<X, E, R>) =>
@@ -155,6 +181,8 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
       .handle("create", ({ payload }) =>
         inTransaction(Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
+          // Direct form uploads have no complete call: checked against the storage first.
+          yield* direct.settle(principal, payload.files)
           const document = new Document({ id: randomUUID(), ...payload })
           yield* hooks.onCreate(principal, document)
           yield* repo.insert(principal.id, document)
@@ -166,6 +194,7 @@ export const handlers = HttpApiBuilder.group(AppApi, "documents", (h) =>
       .handle("update", ({ path, payload }) =>
         inTransaction(Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
+          yield* direct.settle(principal, payload.files)
           const before = yield* repo.find(principal.id, path.id)
           const after = new Document({ id: before.id, ...payload })
           yield* hooks.onUpdate(principal, before, after)

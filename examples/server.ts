@@ -1,7 +1,9 @@
 /**
  * The example server (`npm start`): the storage API, the upload page at `/`,
+ * the direct-upload page at `/direct` (Uppy straight to the storage),
  * the documents API, the API docs at `/docs` (OpenAPI at `/openapi.json`),
- * Prometheus metrics at `/metrics`, and the delete worker and sweeper.
+ * Prometheus metrics at `/metrics`, the delete worker and sweeper, and
+ * OTLP export when the `OTEL_*` variables ask for it.
  *
  * Defaults: SQLite at ./data/storage.db and files under ./data/objects;
  * every setting comes from the environment (see README).
@@ -19,18 +21,23 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import {
   Authentication,
+  CompanionHandlers,
+  DirectHandlers,
+  Download,
   DownloadLinks,
   Prometheus,
   RequestBody,
+  Sessions,
   StorageHandlers,
   TokenResolver,
   Tus,
   UploadPage
 } from "../src/http/index.js"
-import { durationConfig, Storage, TusUploads } from "../src/index.js"
+import { DirectUploads, DirectUploadSigner, durationConfig, Storage, Telemetry, TusUploads } from "../src/index.js"
+import * as DirectPage from "./directPage.js"
 import { aclLayer, AppApi, handlers as documentsHandlers, migrations } from "./documents.js"
 import * as UppyPage from "./uppyPage.js"
 
@@ -52,12 +59,26 @@ const StorageLive = Layer.effectDiscard(migrations).pipe(
   Layer.provideMerge(Storage.layerFromConfig)
 )
 
+/** Direct uploads: the groups' handlers and what they need beside the storage stack. */
+const DirectLive = Layer.mergeAll(
+  HttpApiBuilder.group(AppApi, "direct", DirectHandlers.make),
+  HttpApiBuilder.group(AppApi, "companion", CompanionHandlers.make),
+  HttpApiBuilder.group(AppApi, "session", Sessions.sessionHandlers)
+).pipe(
+  Layer.provide(Sessions.SessionAuthentication.layer),
+  Layer.provide(Sessions.layerFromConfig)
+)
+
 const ApiLive = HttpApiBuilder.api(AppApi).pipe(
   Layer.provide(HttpApiBuilder.group(AppApi, "storage", StorageHandlers.make)),
+  Layer.provide(DirectLive),
   Layer.provide(RequestBody.layerNode),
   Layer.provide(documentsHandlers),
+  Layer.provide(DirectUploads.Default.pipe(Layer.provide(DirectUploadSigner.layerFromConfig))),
   Layer.provide(Authentication.layer),
-  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig))
+  Layer.provide(Layer.mergeAll(TokensLive, aclLayer, DownloadLinks.layerFromConfig)),
+  // STORAGE_DOWNLOAD_REDIRECT=true: downloads answer 302 to a presigned GET (S3 backend).
+  Layer.provide(Download.DownloadRedirect.layerFromConfig)
 )
 
 /** Resumable uploads (tus 1.0 and the IETF draft) at /storage/tus/, with the API's bearer tokens. */
@@ -88,8 +109,28 @@ const HttpLive = Layer.unwrapEffect(Effect.gen(function*() {
     requestTimeout: Math.max(Duration.toMillis(requestTimeout), Duration.toMillis(headersTimeout)),
     connectionsCheckingInterval: Math.min(30_000, Math.max(100, Duration.toMillis(headersTimeout) / 4))
   }
-  return NodeHttpServer.layer(() => createServer(options), { port })
+  return NodeHttpServer.layer(() => guarded(createServer(options)), { port })
 }))
+
+/**
+ * The server listens before the app's request handler is attached (and
+ * after it is detached at shutdown): a request arriving then would find no
+ * listener and never be answered, so a client or load balancer would wait
+ * for it until its own timeout. It gets a 503 `ServiceUnavailable` with
+ * `Retry-After` instead: a definite "not done", safe to retry elsewhere.
+ */
+const guarded = (server: Server): Server =>
+  server.on("request", (_request: IncomingMessage, response: ServerResponse) => {
+    if (server.listenerCount("request") > 1) return
+    const body = JSON.stringify({ _tag: "ServiceUnavailable", message: "the server is starting or stopping" })
+    response.writeHead(503, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      "retry-after": "1",
+      connection: "close"
+    })
+    response.end(body)
+  })
 
 /**
  * The API docs page (Swagger UI), loaded on its first request: its bundled
@@ -122,18 +163,26 @@ const DocsLive = HttpApiBuilder.Router.use((router) =>
  */
 const MaxBodySizeLive = Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(1024 * 1024)))
 
-// The storage stack is built before the server listens: a request accepted
-// earlier would wait, unanswered, until its handler exists.
+// The storage stack is built before the server listens; between listening
+// and the handler being attached, `guarded` answers 503.
 const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
   Layer.provide(MaxBodySizeLive),
   Layer.provide(DocsLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(PagesLive),
   Layer.provide(TusLive),
+  Layer.provide(DirectPage.routes),
   Layer.provide(ApiLive),
   HttpServer.withLogAddress,
   Layer.provide(HttpLive),
   Layer.provide(StorageLive)
 )
 
-Layer.launch(ServerLive).pipe(NodeRuntime.runMain)
+/**
+ * Traces, metrics and logs over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or a
+ * signal's own endpoint) is set; provided around everything, so the
+ * workers' spans and the start-up are exported too.
+ */
+const TelemetryLive = Telemetry.layerFromConfig({ serviceName: "effect-storage-example" })
+
+Layer.launch(ServerLive.pipe(Layer.provide(TelemetryLive))).pipe(NodeRuntime.runMain)

@@ -19,3 +19,15 @@ await build({
 
 // The Uppy page's browser bundle (served at /uppy/).
 await buildUppy()
+
+// The direct-upload page's script (Uppy with @uppy/aws-s3), for browsers.
+await build({
+  entryPoints: ["examples/direct-page.ts"],
+  bundle: true,
+  platform: "browser",
+  format: "esm",
+  target: "es2022",
+  minify: true,
+  outfile: "build/example/direct-page.js",
+  logLevel: "warning"
+})

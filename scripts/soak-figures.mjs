@@ -61,6 +61,23 @@ if (a !== undefined && b !== undefined) {
     `Deletes: ${n(b.queued)} queued, ${n(b.deleted)} deleted, ${n(b.deadLettered)} dead-lettered after their attempts`
   ])
 }
+const several = variants("several servers")
+if (several.length > 0) {
+  rows.push([
+    "several servers",
+    `${several[0].servers} example servers behind a round-robin proxy on one PostgreSQL database, ` +
+    `each with its delete worker and sweeper, two of them killed -9 and restarted mid-run. ` +
+    several.map((v) =>
+      `${v.variant}: ${n(v.requests)} requests through the proxy (${n(v.requestsCut)} cut by the kills, ` +
+      `${n(v.refusedRerouted)} sent on past a server that was down; the second kill with ` +
+      `${n(v.leasedAtKill?.[1])} delete rows leased); ${n(v.uploadsCompleted)} uploads completed ` +
+      `(${n(v.uploadsResumed)} resumed from the parts list), ${n(v.adopted)} adopted; ` +
+      `${n(v.deletions)} deletions of ${n(v.deletedKeys)} keys (${n(v.doubleDeleted)} deleted twice, ` +
+      `${n(v.deletionsMissing)} missing); ${n(v.verifiedSha256)} objects byte-identical at the end, ` +
+      `${n(v.leaked)} stray; ${n(v.workerRunFailures)} worker or sweeper runs failed`
+    ).join(". ")
+  ])
+}
 const hostile = variants("hostile input")[0]
 if (hostile !== undefined) {
   const fiveXX = Object.entries(hostile.statuses ?? {}).filter(([s]) => Number(s) >= 500).reduce((x, [, c]) => x + c, 0)

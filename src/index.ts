@@ -34,6 +34,9 @@ export {
   type ObjectSummary,
   type PartInfo,
   type PartRef,
+  type PresignedPost,
+  type PresignedRequest,
+  type Presigner,
   type PutObjectInput,
   type PutPartInput
 } from "./services/ObjectStorage.js"
@@ -65,9 +68,13 @@ export {
   type StorageSettings
 } from "./layers/StorageConfig.js"
 /** @since 0.1.0 */
+export { DirectUploads, type FormUploadTicket, type SignedPartRequest } from "./layers/DirectUploads.js"
 export * as StorageMetrics from "./layers/StorageMetrics.js"
+export * as Telemetry from "./layers/Telemetry.js"
 export { type RequestChecksum, type ResumableUpload, TusUploads } from "./layers/TusUploads.js"
 export { type CompletedUpload, Uploads, type UploadTicket } from "./layers/Uploads.js"
+/** @since 0.1.0 */
+export * as DirectUploadSigner from "./layers/DirectUploadSigner.js"
 export { StorageEvents } from "./services/StorageEvents.js"
 /** @since 0.1.0 */
 export { Files, type FilesFor, type ForSchemaOptions } from "./layers/Files.js"

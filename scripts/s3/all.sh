@@ -7,6 +7,9 @@
 #   scripts/s3/all.sh env [--export]
 #                              print the env vars the tests read, as KEY=value lines
 #                              (with --export: as "export KEY=value", for eval)
+#   scripts/s3/all.sh cors BUCKET ORIGIN...
+#                              create BUCKET on both (when missing) and set its CORS rule for
+#                              browser direct uploads from ORIGIN (see cors.mjs)
 #
 # Progress goes to stderr, the env vars to stdout, so
 #   scripts/s3/all.sh up > .env.s3        or   eval "$(scripts/s3/all.sh env --export)"
@@ -43,5 +46,9 @@ case "${1:-}" in
     exit $rc
     ;;
   env) print_env "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|env [--export]" >&2; exit 2 ;;
+  cors)
+    shift
+    node "$HERE/cors.mjs" "$@"
+    ;;
+  *) echo "usage: $0 up|down|status|env [--export]|cors BUCKET ORIGIN..." >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Telemetry from "../layers/Telemetry.js"
 import * as Cli from "./Cli.js"
 import { CliIO } from "./Render.js"
 
@@ -24,8 +25,13 @@ const Environment = Layer.mergeAll(
   Logger.minimumLogLevel(LogLevel.Warning)
 )
 
+// A run's spans (SQL, object storage, the worker's batches) and metrics go to
+// the collector the OTEL_* variables name, flushed before the process leaves.
+const TelemetryLive = Telemetry.layerFromConfig({ serviceName: "effect-storage-cli" })
+
 Cli.run(process.argv.slice(2)).pipe(
   Effect.provide(Environment),
+  Effect.provide(TelemetryLive),
   NodeRuntime.runMain({
     disableErrorReporting: true,
     disablePrettyLogger: true,

@@ -7,8 +7,13 @@
 import * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { InvalidObjectKey, ObjectNotFound, RangeNotSatisfiable } from "../schema/Errors.js"
 import type { ObjectInfo } from "../schema/Models.js"
@@ -34,6 +39,54 @@ import { requireRead } from "./FileAcl.js"
 export const filesPrefix = "/storage/files/"
 
 /**
+ * Whether an authorized download is answered with a redirect (302) to a
+ * short-lived presigned GET on the storage, so the bytes skip the app
+ * server; the storage then answers ranges and revalidation itself, with the
+ * content type and `Content-Disposition` the proxy would send (but not the
+ * proxy's `nosniff` and sandbox headers). Only where the backend presigns
+ * (S3); off by default.
+ *
+ * @since 0.1.0
+ * @category redirects
+ */
+export class DownloadRedirect extends Context.Reference<DownloadRedirect>()("effect-storage/DownloadRedirect", {
+  defaultValue: (): { readonly enabled: boolean; readonly ttl: Duration.Duration } => ({
+    enabled: false,
+    ttl: Duration.minutes(5)
+  })
+}) {
+  /**
+   * Redirects on, with presigned URLs living `ttl` (5 minutes).
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static layer(options: { readonly ttl?: Duration.DurationInput | undefined } = {}): Layer.Layer<DownloadRedirect> {
+    return Layer.succeed(DownloadRedirect, {
+      enabled: true,
+      ttl: options.ttl === undefined ? Duration.minutes(5) : Duration.decode(options.ttl)
+    })
+  }
+
+  /**
+   * From `STORAGE_DOWNLOAD_REDIRECT` (`true` turns redirects on) and
+   * `STORAGE_DOWNLOAD_REDIRECT_TTL` (5 minutes).
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerFromConfig: Layer.Layer<DownloadRedirect, ConfigError.ConfigError> = Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const enabled = yield* Config.boolean("STORAGE_DOWNLOAD_REDIRECT").pipe(Config.withDefault(false))
+      const ttl = yield* Config.duration("STORAGE_DOWNLOAD_REDIRECT_TTL").pipe(Config.withDefault(Duration.minutes(5)))
+      return enabled
+        ? DownloadRedirect.layer({ ttl })
+        : Layer.succeed(DownloadRedirect, DownloadRedirect.defaultValue())
+    })
+  )
+}
+
+/**
  * Serves one download request.
  *
  * @since 0.1.0
@@ -55,6 +108,20 @@ export const download = (request: HttpServerRequest.HttpServerRequest) =>
     }
     yield* servedOnceComplete(key)
     const objects = yield* ObjectStorage
+    const redirect = yield* DownloadRedirect
+    if (redirect.enabled && Option.isSome(objects.presign)) {
+      const info = yield* objects.statObject(key)
+      const signed = yield* objects.presign.value.getObject({
+        key,
+        expiresIn: redirect.ttl,
+        responseContentType: servedContentType(key, info),
+        responseContentDisposition: contentDisposition(key, info)
+      })
+      return HttpServerResponse.empty({
+        status: 302,
+        headers: { location: signed.url, "cache-control": "private, no-store" }
+      })
+    }
     const rangeHeader = request.headers["range"]
     const ifNoneMatch = request.headers["if-none-match"]
 

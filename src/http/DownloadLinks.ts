@@ -22,9 +22,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import * as fsp from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
-import { fsCall } from "../internal/files.js"
+import { readOrCreateSecret } from "../internal/secrets.js"
 import { backendKind, duration, filesystemRoot } from "../layers/StorageConfig.js"
 import { DownloadLinkExpired, InvalidDownloadLink, type StorageBackendError } from "../schema/Errors.js"
 
@@ -200,7 +199,9 @@ export const layerFromConfig: Layer.Layer<DownloadLinks, ConfigError.ConfigError
       )
       if (Option.isSome(secret)) return make({ secret: secret.value, ttl })
       const file = yield* secretFileFromConfig
-      if (Option.isSome(file)) return make({ secret: yield* readOrCreateSecret(file.value), ttl })
+      if (Option.isSome(file)) {
+        return make({ secret: yield* readOrCreateSecret("downloadLinkSecret", file.value, minimumSecretBytes), ttl })
+      }
       yield* Effect.logWarning(
         "STORAGE_LINK_SECRET is not set: download links are signed with a secret in memory, so they fail on " +
           "other servers and after a restart; set STORAGE_LINK_SECRET (the same on every server)"
@@ -218,36 +219,3 @@ const secretFileFromConfig = Effect.gen(function*() {
   if ((yield* backendKind) !== "filesystem") return Option.none<string>()
   return Option.some(join(dirname(resolve(yield* filesystemRoot)), "download-link.secret"))
 })
-
-/**
- * The secret in `path`, made at random when the file is missing. Written
- * whole to a file of its own, then linked into place: servers starting
- * together on a shared folder all end up with the one that won.
- */
-const readOrCreateSecret = (path: string) =>
-  fsCall("downloadLinkSecret", async () => {
-    const read = async () => {
-      try {
-        return Buffer.from((await fsp.readFile(path, "utf8")).trim(), "hex")
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined
-        throw error
-      }
-    }
-    const existing = await read()
-    if (existing !== undefined && existing.byteLength >= minimumSecretBytes) return existing
-    if (existing !== undefined) throw new Error(`${path} holds no secret of ${minimumSecretBytes} hex-encoded bytes`)
-    await fsp.mkdir(dirname(path), { recursive: true })
-    const staging = `${path}.${randomBytes(8).toString("hex")}.tmp`
-    await fsp.writeFile(staging, `${randomBytes(minimumSecretBytes).toString("hex")}\n`, { flag: "wx", mode: 0o600 })
-    try {
-      await fsp.link(staging, path)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-    } finally {
-      await fsp.rm(staging, { force: true })
-    }
-    const created = await read()
-    if (created === undefined || created.byteLength < minimumSecretBytes) throw new Error(`${path} could not be read`)
-    return created
-  })

@@ -7,7 +7,8 @@
  * assembled (complete crashed before its bookkeeping) and removes the rest,
  * queueing their object and multipart session for deletion. Both use
  * compare-and-set predicates, so a complete or abort that wins the race is
- * left alone. Optionally it also reclaims uploads nobody adopted.
+ * left alone. After the commit, what is left of a recovered upload's
+ * session is closed. Optionally it also reclaims uploads nobody adopted.
  *
  * @since 0.1.0
  */
@@ -106,13 +107,13 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
       now: DateTime.Utc
     ) =>
       transaction(Effect.gen(function*() {
-        let recovered = 0
+        const recovered: Array<UploadClaim> = []
         const jobs: Array<PendingDelete> = []
         for (const [claim, decision] of planned) {
           if (decision === "recover" && (yield* claims.markUploadedIfPendingExpired(claim, cutoff))) {
             yield* parts.deleteByClaim(claim.id)
             yield* registry.recordUploaded(claim, now)
-            recovered++
+            recovered.push(claim)
           } else if (decision === "remove" && (yield* claims.deleteIfPendingExpired(claim, cutoff))) {
             // Part rows go with the claim (foreign key cascade).
             jobs.push(yield* deleteJob(claim, claim.uploadId, "claim_expired", now))
@@ -121,6 +122,29 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
         yield* queue.enqueue(jobs)
         return { recovered, removed: jobs.length }
       }))
+
+    /**
+     * Closes what is left of the multipart sessions of recovered claims,
+     * after their commit: a completion that died after assembling may have
+     * left its session (the filesystem backend's, taken aside), which
+     * nothing would ever close. A session already closed is success; a
+     * failure is only logged (the object is safe either way).
+     */
+    const closeSessions = (recovered: ReadonlyArray<UploadClaim>) =>
+      Option.match(objects.multipart, {
+        onNone: () => Effect.void,
+        onSome: (multipart) =>
+          Effect.forEach(
+            recovered.filter((claim) => claim.isMultipart),
+            (claim) =>
+              multipart.abortMultipart({ key: claim.key, uploadId: claim.uploadId }).pipe(
+                Effect.catchAllCause((cause) =>
+                  Effect.logWarning(`could not close the upload session of recovered ${claim.key}`, cause)
+                )
+              ),
+            { concurrency: 8, discard: true }
+          )
+      })
 
     const sweepExpired = Effect.gen(function*() {
       const now = yield* DateTime.now
@@ -136,12 +160,13 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
           concurrency: 8
         })
         const done = yield* apply(planned, cutoff, now)
+        yield* closeSessions(done.recovered)
         scanned += expired.length
-        recovered += done.recovered
+        recovered += done.recovered.length
         removed += done.removed
         skipped += planned.filter(([, p]) => p === "skip").length
         // Only skipped claims (an unreachable backend) or a short batch: nothing more to do now.
-        if (done.recovered + done.removed === 0 || expired.length < config.sweepBatchSize) break
+        if (done.recovered.length + done.removed === 0 || expired.length < config.sweepBatchSize) break
       }
       return { scanned, recovered, removed, skipped }
     })

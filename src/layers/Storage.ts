@@ -8,8 +8,10 @@
  * | STORAGE_BACKEND | `filesystem` (`s3`, `memory`) |
  * | STORAGE_ROOT | `./data/objects` |
  * | S3_BUCKET, S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE, S3_CREATE_BUCKET | AWS defaults |
+ * | S3_CORS_ORIGINS | none; comma-separated origins to set the bucket's CORS rule for (direct uploads from browsers) |
  * | STORAGE_PART_SIZE | the backend's own |
  * | STORAGE_RUN_WORKERS | `true` (the delete worker and the sweeper run in this process) |
+ * | STORAGE_EVENTS | `log` (`outbox`: the event outbox table; `none`) |
  * | STORAGE_* of `StorageConfig.layerFromEnv` | see there |
  *
  * @since 0.1.0
@@ -36,8 +38,9 @@ import * as FileSystemObjectStorage from "./objects/FileSystemObjectStorage.js"
 import * as MemoryObjectStorage from "./objects/MemoryObjectStorage.js"
 import * as S3ObjectStorage from "./objects/S3ObjectStorage.js"
 import * as Database from "./sql/Database.js"
+import * as SqlEventOutbox from "./sql/SqlEventOutbox.js"
 import * as SqlStores from "./sql/SqlStores.js"
-import { backendKind, byteSize, filesystemRoot, StorageConfig } from "./StorageConfig.js"
+import { backendKind, byteSize, eventsKind, filesystemRoot, StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { Uploads } from "./Uploads.js"
 
@@ -66,7 +69,8 @@ export const backendFromConfig: Layer.Layer<ObjectStorage, unknown> = Layer.unwr
           accessKeyId: Config.option(Config.string("S3_ACCESS_KEY_ID")),
           secretAccessKey: Config.option(Config.redacted("S3_SECRET_ACCESS_KEY")),
           forcePathStyle: Config.boolean("S3_FORCE_PATH_STYLE").pipe(Config.withDefault(false)),
-          createBucket: Config.boolean("S3_CREATE_BUCKET").pipe(Config.withDefault(false))
+          createBucket: Config.boolean("S3_CREATE_BUCKET").pipe(Config.withDefault(false)),
+          corsOrigins: Config.string("S3_CORS_ORIGINS").pipe(Config.withDefault(""))
         })
         const credentials = Option.isSome(s3.accessKeyId) && Option.isSome(s3.secretAccessKey)
           ? { accessKeyId: s3.accessKeyId.value, secretAccessKey: Redacted.value(s3.secretAccessKey.value) }
@@ -78,6 +82,7 @@ export const backendFromConfig: Layer.Layer<ObjectStorage, unknown> = Layer.unwr
           credentials,
           forcePathStyle: s3.forcePathStyle,
           createBucket: s3.createBucket,
+          corsOrigins: s3.corsOrigins.split(",").map((origin) => origin.trim()).filter((origin) => origin !== ""),
           partSize
         })
       }
@@ -146,13 +151,24 @@ export const layer = (parts: {
  */
 export const layerFromConfig: Layer.Layer<Services, unknown> = Layer.unwrapEffect(
   Effect.map(
-    Config.boolean("STORAGE_RUN_WORKERS").pipe(Config.withDefault(true)),
-    (runWorkers) =>
+    Config.all({
+      runWorkers: Config.boolean("STORAGE_RUN_WORKERS").pipe(Config.withDefault(true)),
+      events: eventsKind
+    }),
+    ({ events, runWorkers }) =>
       layer({
         database: Database.layerFromConfig,
         backend: backendFromConfig,
         config: StorageConfig.layerFromEnv,
+        events: eventsLayers[events],
         runWorkers
       })
   )
 )
+
+/** The `StorageEvents` named by `STORAGE_EVENTS`. */
+const eventsLayers: Record<"log" | "outbox" | "none", Layer.Layer<StorageEvents, never, SqlClient.SqlClient>> = {
+  log: StorageEvents.layerLog,
+  outbox: SqlEventOutbox.layer,
+  none: StorageEvents.layerNoop
+}

@@ -145,6 +145,21 @@ export const backendKind: Config.Config<"filesystem" | "s3" | "memory"> = Config
 )("STORAGE_BACKEND").pipe(Config.withDefault("filesystem" as const))
 
 /**
+ * `STORAGE_EVENTS`: where storage events go: `log` (the default: one log
+ * line each), `outbox` (rows of `sys_storage_event_outbox`, written in the
+ * transaction that caused them, for a relay of the app's; several servers
+ * on one database share it) or `none`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const eventsKind: Config.Config<"log" | "outbox" | "none"> = Config.literal(
+  "log",
+  "outbox",
+  "none"
+)("STORAGE_EVENTS").pipe(Config.withDefault("log" as const))
+
+/**
  * `STORAGE_ROOT`: the filesystem backend's folder (`./data/objects`).
  *
  * @since 0.1.0

@@ -131,13 +131,22 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       readonly size: number
       readonly contentType?: string | undefined
       readonly public?: boolean | undefined
+      /**
+       * How the bytes will arrive: `auto` (the default) stores a file of one
+       * part with one put and opens a multipart session otherwise;
+       * `multipart` always opens a session (direct uploads of parts);
+       * `single` makes the whole file one part, sent in one request (a
+       * direct form upload).
+       */
+      readonly layout?: "auto" | "multipart" | "single" | undefined
     }) {
       if (!Number.isSafeInteger(input.size) || input.size < 1) return yield* new InvalidUploadSize()
       yield* checkSizeCap(input.size)
       const multipart = yield* requireMultipart
       const isPublic = input.public === true
       if (isPublic && !config.allowPublicUploads) return yield* new PublicUploadsNotAllowed()
-      const partSize = multipart.partSize
+      const layout = input.layout ?? "auto"
+      const partSize = layout === "single" ? input.size : multipart.partSize
       const partCount = Math.ceil(input.size / partSize)
       if (multipart.maxPartCount > 0 && partCount > multipart.maxPartCount) {
         return yield* new TooManyParts({
@@ -173,7 +182,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       yield* Effect.uninterruptible(Effect.gen(function*() {
         yield* claims.createWithinCap(claim, config.maxPendingClaims)
         // An upload that fits in one part is stored with one put: no session to open.
-        if (claim.isSingleRequest) return
+        if (claim.isSingleRequest && layout !== "multipart") return
         const session = yield* multipart.initMultipart({
           key: claim.key,
           contentType,
@@ -418,7 +427,24 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
       )
     })
 
-    return { initUpload, uploadPart, listParts, completeUpload, abortUpload, uploadFile } as const
+    return {
+      initUpload,
+      uploadPart,
+      listParts,
+      completeUpload,
+      abortUpload,
+      uploadFile,
+      /** The claim, if the principal owns it (`AccessDenied` otherwise, unknown or foreign alike). */
+      ownedClaim,
+      /** A pending, unexpired claim of the principal's with a session or a single part. */
+      activeClaim,
+      /**
+       * Records a stored upload (assembled, or stored whole) as uploaded, as
+       * complete does: the object must have the declared size, or it is
+       * deleted and `UploadSizeMismatch` answered.
+       */
+      recordStored: (claim: UploadClaim, info: ObjectInfo) => Effect.uninterruptible(record(claim, info))
+    } as const
   })
 }) {}
 

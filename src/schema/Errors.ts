@@ -309,6 +309,40 @@ export class DownloadLinkExpired extends Schema.TaggedError<DownloadLinkExpired>
 }) {}
 
 /**
+ * A signed upload URL of the app server (direct uploads on the embedded
+ * backends) was not signed for this claim, part and size, or was tampered
+ * with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidUploadSignature extends Schema.TaggedError<InvalidUploadSignature>()("InvalidUploadSignature", {
+  message: message("the upload URL's signature does not match this upload, part and size")
+}) {}
+
+/**
+ * A signed upload URL is past its expiry: ask for a new one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadUrlExpired extends Schema.TaggedError<UploadUrlExpired>()("UploadUrlExpired", {
+  message: message("the upload URL has expired; ask for a new one")
+}) {}
+
+/**
+ * A direct upload's object, as the storage holds it, is missing or not what
+ * the claim declared (a form upload that never arrived, or arrived with
+ * another size). Nothing was recorded.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadNotStored extends Schema.TaggedError<UploadNotStored>()("UploadNotStored", {
+  message: message("the storage holds no object of the declared size for this upload")
+}) {}
+
+/**
  * The request carries no valid credentials.
  *
  * @since 0.1.0

@@ -10,6 +10,7 @@
  */
 import * as Context from "effect/Context"
 import type * as DateTime from "effect/DateTime"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
@@ -240,6 +241,83 @@ export interface Multipart {
 
   /** The open sessions, optionally under a key prefix, page by page. */
   readonly listMultipartUploads: (prefix?: string) => Stream.Stream<MultipartUploadSummary, StorageBackendError>
+
+  /**
+   * The parts stored in an open session, as the backend reports them (not
+   * as any client claims), in ascending part number;
+   * `UploadSessionNotFound` when the session is not open.
+   */
+  readonly listParts: (
+    session: MultipartSession
+  ) => Effect.Effect<ReadonlyArray<PartInfo>, UploadSessionNotFound | InvalidObjectKey | StorageBackendError>
+}
+
+/**
+ * A request signed by the backend for a client to send itself, straight to
+ * the storage: its URL (with the signature in the query) and the headers the
+ * client must send exactly as given (they are part of the signature).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PresignedRequest {
+  readonly method: "PUT" | "GET"
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly expiresAt: DateTime.Utc
+}
+
+/**
+ * A signed browser form upload (S3 POST policy): post `fields`, then the
+ * file as the last field `file`, as `multipart/form-data` to `url`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PresignedPost {
+  readonly url: string
+  readonly fields: Readonly<Record<string, string>>
+  readonly expiresAt: DateTime.Utc
+}
+
+/**
+ * Signing requests that clients send to the storage themselves, so the
+ * bytes never pass through the app server. Every signature pins what it
+ * allows: one part of one session at one exact size, one object key at one
+ * exact size and content type, or one read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Presigner {
+  /** A `PUT` of part `partNumber` of a session, whose `Content-Length` must be exactly `size`. */
+  readonly uploadPart: (input: {
+    readonly key: string
+    readonly uploadId: string
+    readonly partNumber: number
+    readonly size: number
+    readonly expiresIn: Duration.Duration
+  }) => Effect.Effect<PresignedRequest, InvalidObjectKey | StorageBackendError>
+
+  /**
+   * A form upload (POST policy) of exactly `size` bytes to `key`, with this
+   * content type and metadata, for a file sent in one request.
+   */
+  readonly postObject: (input: {
+    readonly key: string
+    readonly size: number
+    readonly contentType: string
+    readonly metadata: Readonly<Record<string, string>>
+    readonly expiresIn: Duration.Duration
+  }) => Effect.Effect<PresignedPost, InvalidObjectKey | StorageBackendError>
+
+  /** A `GET` of an object, answered with this content type and disposition. */
+  readonly getObject: (input: {
+    readonly key: string
+    readonly expiresIn: Duration.Duration
+    readonly responseContentType?: string | undefined
+    readonly responseContentDisposition?: string | undefined
+  }) => Effect.Effect<PresignedRequest, InvalidObjectKey | StorageBackendError>
 }
 
 /**
@@ -311,6 +389,12 @@ export class ObjectStorage extends Context.Tag("effect-storage/ObjectStorage")<O
 
   /** The multipart capability, when the backend has one. */
   readonly multipart: Option.Option<Multipart>
+
+  /**
+   * Presigned requests, when the backend can check a signature itself (S3);
+   * the embedded backends have none (the app server takes the bytes).
+   */
+  readonly presign: Option.Option<Presigner>
 }>() {}
 
 /**
@@ -429,6 +513,8 @@ export interface ObjectStorageDriver {
   ) => Effect.Effect<ObjectInfo, ObjectNotFound | InvalidObjectKey | StorageBackendError>
   readonly listObjects: (prefix?: string) => Stream.Stream<ObjectSummary, StorageBackendError>
   readonly multipart: Option.Option<MultipartDriver>
+  /** Presigned requests, when the backend checks signatures itself. */
+  readonly presign?: Presigner | undefined
 }
 
 /**
@@ -505,7 +591,8 @@ export const make = (driver: ObjectStorageDriver): ObjectStorage["Type"] => {
     deleteEach,
     copyObject,
     listObjects: driver.listObjects,
-    multipart: Option.map(driver.multipart, (multipart) => makeMultipart(multipart, span))
+    multipart: Option.map(driver.multipart, (multipart) => makeMultipart(multipart, span)),
+    presign: Option.map(Option.fromNullable(driver.presign), (presigner) => makePresigner(presigner, span))
   }
 }
 
@@ -599,9 +686,20 @@ const makeMultipart = (
       span("abortMultipart", { key: input.key, uploadId: input.uploadId })
     )
 
+  const listParts = (session: MultipartSession) =>
+    Effect.zipRight(
+      checkKey(session.key),
+      Effect.map(driver.storedParts(session), (stored) =>
+        Array.from(stored, ([partNumber, part]): PartInfo => ({ partNumber, etag: part.etag, size: part.size }))
+          .sort((a, b) =>
+            a.partNumber - b.partNumber
+          ))
+    ).pipe(span("listParts", { key: session.key, uploadId: session.uploadId }))
+
   return {
     partSize: driver.partSize,
     maxPartCount: driver.maxPartCount,
+    listParts,
     initMultipart,
     putPart,
     completeMultipart,
@@ -609,3 +707,20 @@ const makeMultipart = (
     listMultipartUploads: driver.listMultipartUploads
   }
 }
+
+/** The presigner with the key checked and a span per call. */
+const makePresigner = (
+  driver: Presigner,
+  span: (operation: string, attributes: Record<string, unknown>) => <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
+): Presigner => ({
+  uploadPart: (input) =>
+    Effect.zipRight(checkKey(input.key), driver.uploadPart(input)).pipe(
+      span("presignUploadPart", { key: input.key, uploadId: input.uploadId, partNumber: input.partNumber })
+    ),
+  postObject: (input) =>
+    Effect.zipRight(checkKey(input.key), driver.postObject(input)).pipe(span("presignPostObject", { key: input.key })),
+  getObject: (input) =>
+    Effect.zipRight(checkKey(input.key), driver.getObject(input)).pipe(span("presignGetObject", { key: input.key }))
+})

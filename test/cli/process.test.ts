@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { serverUrl } from "../support/databases.js"
+import { startOtlpReceiver } from "../support/otlpReceiver.js"
 import { describeEachCliDialect, freshUrl, spawnCli } from "./support.js"
 
 const scratch = Effect.acquireRelease(
@@ -222,10 +223,27 @@ describeEachCliDialect("CLI process", (dialect) => {
         assert.strictEqual(JSON.parse(applied.stdout).queued, 1)
         assert.match(applied.stderr, /^reconcile 2 objects/m)
 
-        const drain = yield* spawn(["drain", "--json", "--progress"], env)
+        // Exported over OTLP (flushed as the process leaves), standard output unchanged.
+        const receiver = yield* Effect.acquireRelease(
+          Effect.promise(startOtlpReceiver),
+          (r) => Effect.promise(r.close)
+        )
+        const drain = yield* spawn(["drain", "--json", "--progress"], {
+          ...env,
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: "http/json"
+        })
         assert.strictEqual(drain.code, 0, drain.stderr)
         assert.deepInclude(JSON.parse(drain.stdout), { leased: 1, deleted: 1 })
         assert.match(drain.stderr, /^drain \[#{24}\] 100% 1\/1 deleted 1/m)
+        const spans = receiver.spans()
+        const run = spans.find((span) => span.name === "DeleteWorker.runOnce")
+        assert.isDefined(run, spans.map((span) => span.name).join(", "))
+        assert.strictEqual(run!.serviceName, "effect-storage-cli")
+        // The worker traces one span per batch (not per row), under the run.
+        const batches = spans.filter((span) => span.name === "DeleteWorker.batch")
+        assert.isAbove(batches.length, 0)
+        for (const batch of batches) assert.strictEqual(batch.parentSpanId, run!.spanId)
 
         const after = yield* spawn(["reconcile", "--json", "--grace", "0s"], env)
         assert.strictEqual(after.code, 0)

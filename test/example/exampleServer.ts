@@ -30,7 +30,8 @@ export const freePort = () =>
 
 export const startExampleServer = async (env: Record<string, string> = {}): Promise<ExampleServer> => {
   const dir = mkdtempSync(join(tmpdir(), "effect-storage-example-"))
-  const port = await freePort()
+  // A port given in `env` (known before the start, e.g. for a CORS origin) is used as is.
+  const port = env.PORT === undefined ? await freePort() : Number(env.PORT)
   const root = join(dir, "objects")
   let output = ""
   // One process (no tsx wrapper), so a kill reaches the server itself.

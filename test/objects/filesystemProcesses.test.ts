@@ -2,7 +2,8 @@
  * Two processes share one filesystem backend folder: a session that one
  * holds taken aside (a completion under way) is not put back by the other
  * starting up; once the holder is killed -9, recovery puts it back and the
- * completion can be retried.
+ * completion can be retried, and a live instance takes such a session over
+ * without waiting for a restart (to complete it, or to abort it).
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -92,4 +93,55 @@ describe("FileSystemObjectStorage shared by processes", () => {
     expect(info.size).toBe(6)
     expect(readdirSync(join(root, ".tmp"))).toEqual([])
   }, 60_000)
+
+  it(
+    "without any restart, a live instance takes over a session whose holder was killed: to complete it, or to abort it",
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), "effect-storage-fs-shared-"))
+      cleanup.push(() => rmSync(root, { recursive: true, force: true }))
+      // Built before the holders die: its start-up recovery cannot help.
+      const storage = await Effect.runPromise(FileSystemObjectStorage.make({ root, partSize: 4 }))
+      const multipart = Option.getOrThrow(storage.multipart)
+      const asideNames = () => readdirSync(join(root, ".tmp")).filter((name) => name.endsWith(".closing"))
+      const hold = async () => {
+        const holder = instance(root, "hold")
+        cleanup.push(() => holder.kill("SIGKILL"))
+        const held = JSON.parse(await firstLine(holder)) as {
+          key: string
+          uploadId: string
+          parts: Array<{ partNumber: number; etag: string }>
+        }
+        return { holder, held, input: { key: held.key, uploadId: held.uploadId, parts: held.parts } }
+      }
+
+      // A retried completion: refused while the holder lives, done once it is dead.
+      const first = await hold()
+      const whileHeld = await Effect.runPromise(Effect.either(multipart.completeMultipart(first.input)))
+      expect(whileHeld._tag === "Left" && whileHeld.left._tag).toBe("UploadSessionNotFound")
+      await Effect.runPromise(multipart.abortMultipart(first.input))
+      expect(asideNames()).toHaveLength(1)
+      first.holder.kill("SIGKILL")
+      await exited(first.holder)
+      // Not for another key.
+      const foreign = await Effect.runPromise(
+        Effect.either(multipart.completeMultipart({ ...first.input, key: "other/object.bin" }))
+      )
+      expect(foreign._tag === "Left" && foreign.left._tag).toBe("UploadSessionNotFound")
+      const info = await Effect.runPromise(multipart.completeMultipart(first.input))
+      expect(info.size).toBe(6)
+      expect(asideNames()).toEqual([])
+
+      // The delete queue's abort of a session whose holder died removes it.
+      const second = await hold()
+      second.holder.kill("SIGKILL")
+      await exited(second.holder)
+      await Effect.runPromise(multipart.abortMultipart(second.input))
+      expect(asideNames()).toEqual([])
+      expect(existsSync(join(root, ".multipart", second.held.uploadId))).toBe(false)
+      // Nothing comes back when the next instance starts.
+      await Effect.runPromise(FileSystemObjectStorage.make({ root, partSize: 4 }))
+      expect(readdirSync(join(root, ".multipart"))).toEqual([])
+    },
+    60_000
+  )
 })

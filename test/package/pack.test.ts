@@ -121,7 +121,7 @@ describe("the installed package", () => {
       // Nothing resolves from this repository, and effect is there once, shared by the app and the library.
       assert.isTrue(relative(repoDir, app).startsWith(".."), "the app lives outside the repository")
       assert.deepStrictEqual(copiesOf(app, "effect").map((p) => relative(app, p)), [join("node_modules", "effect")])
-      for (const driver of ["@effect/sql-pg", "@effect/sql-mysql2", "@aws-sdk/client-s3"]) {
+      for (const driver of ["@effect/sql-pg", "@effect/sql-mysql2", "@aws-sdk/client-s3", "@effect/opentelemetry"]) {
         assert.deepStrictEqual(copiesOf(app, driver), [], `${driver} is not installed`)
       }
       const resolved = await run(
@@ -151,7 +151,7 @@ describe("the installed package", () => {
         readonly size: number
         readonly status: number
         readonly identical: boolean
-        readonly missing: Record<"pg" | "mysql" | "s3", { readonly tag: string; readonly message: string }>
+        readonly missing: Record<"pg" | "mysql" | "s3" | "otel", { readonly tag: string; readonly message: string }>
       }
       assert.match(result.key, /^priv\/\d{4}\/\d{2}\/\d{2}\/[0-9a-f-]{36}\.png$/)
       assert.strictEqual(result.size, "hello from plain JavaScript".length)
@@ -163,6 +163,8 @@ describe("the installed package", () => {
       assert.include(result.missing.mysql.message, "npm install @effect/sql-mysql2@")
       assert.deepInclude(result.missing.s3, { tag: "DriverNotInstalled" })
       assert.include(result.missing.s3.message, "npm install @aws-sdk/client-s3@")
+      assert.deepInclude(result.missing.otel, { tag: "DriverNotInstalled" })
+      assert.include(result.missing.otel.message, "npm install @effect/opentelemetry@")
     } finally {
       rmSync(work, { recursive: true, force: true })
     }

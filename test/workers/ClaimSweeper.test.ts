@@ -1,10 +1,12 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { ClaimSweeper } from "../../src/layers/ClaimSweeper.js"
 import { DeleteWorker } from "../../src/layers/DeleteWorker.js"
@@ -144,6 +146,12 @@ describeEachDialect("ClaimSweeper", (database) => sweeperLayer(database), (it) =
       assert.deepInclude(record, { id: claim.id, status: "uploaded", size: claim.size, createdBy: claim.createdBy })
       assert.strictEqual((yield* (yield* UploadPartStore).listByClaim(claim.id)).length, 0)
       assert.strictEqual((yield* queueRows).length, 0)
+      // What the dead completion left of its session is closed: nothing else ever would.
+      assert.include((yield* Faults.Faults).aborts.map((a) => a.uploadId), claim.uploadId)
+      const sessions = yield* Stream.runCollect(
+        Option.getOrThrow((yield* ObjectStorage).multipart).listMultipartUploads(claim.key)
+      )
+      assert.strictEqual(Chunk.size(sessions), 0)
     }))
 
   it.effect("removes a claim whose assembled object has the wrong size", () =>

@@ -16,8 +16,9 @@
  *   so a reader sees the old object or the new one whole, never a part.
  *   Also sessions a completion or abort has taken aside,
  *   `<uploadId>.<uuid>.<owner>.closing`, named after the process holding
- *   them (host, boot, pid, start time, when): a backend built later puts
- *   one back only once that process is gone.
+ *   them (host, boot, pid, start time, when): a backend built later, or the
+ *   next request for that session, puts one back only once that process is
+ *   gone.
  * - `.multipart/<uploadId>/`: open sessions: `manifest.json` (key, content
  *   type, metadata, part size), `data` and `<n>.etag` per part. A part of
  *   exactly the part size is written once, straight into `data` at its
@@ -142,7 +143,7 @@ export const make = (
       ? staleClosingAge
       : Duration.toMillis(Duration.decode(options.closingTimeout))
     yield* recoverAfterCrash(paths, Date.now(), closingTimeout)
-    return ObjectStorage.make(makeDriver(paths, partSize))
+    return ObjectStorage.make(makeDriver(paths, partSize, closingTimeout))
   })
 
 /**
@@ -286,7 +287,7 @@ const Manifest = Schema.Struct({
 type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
 
-const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
+const makeDriver = (paths: Paths, partSize: number, closingTimeout: number): ObjectStorageDriver => {
   const withKeyLock = makeStripedLocks(64)
   // Within this process, part writers share a session and its completion
   // (or abort) has it alone, so no part lands in `data` while it is linked
@@ -482,12 +483,57 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
       )
       : Effect.succeed(Option.none<Manifest>())
 
-  /** The session's manifest; `UploadSessionNotFound` when closed, unknown, or for another key. */
+  /**
+   * The session's manifest; `UploadSessionNotFound` when closed, unknown, or
+   * for another key. A session that a dead process had taken aside is put
+   * back first (see `restoreAbandoned`).
+   */
   const openSession = (uploadId: string, key: string) =>
+    Effect.flatMap(
+      readOrRestoreManifest("openSession", uploadId, key),
+      (manifest) =>
+        Option.isSome(manifest) && manifest.value.key === key
+          ? Effect.succeed(manifest.value)
+          : Effect.fail(sessionNotFound(uploadId))
+    )
+
+  /** The open session's manifest; when none is open, after putting back one that a dead process took aside. */
+  const readOrRestoreManifest = (operation: string, uploadId: string, key: string) =>
     Effect.flatMap(readManifest(uploadId), (manifest) =>
-      Option.isSome(manifest) && manifest.value.key === key
-        ? Effect.succeed(manifest.value)
-        : Effect.fail(sessionNotFound(uploadId)))
+      Option.isSome(manifest)
+        ? Effect.succeed(manifest)
+        : Effect.flatMap(
+          restoreAbandoned(operation, uploadId, key),
+          (restored) => restored ? readManifest(uploadId) : Effect.succeed(manifest)
+        ))
+
+  /**
+   * Puts back a session of `key` that a completion or abort took aside and
+   * whose owner is gone (killed mid-way), as `recoverAfterCrash` does when a
+   * backend is built, but at once: the retry of that completion on another
+   * instance, or the delete queue's abort, must not wait for a restart
+   * (which a server that never comes back never does). Owners on another
+   * host count as gone after `closingTimeout`; names without an owner are
+   * left to `recoverAfterCrash`. Answers whether a session was put back
+   * (by this call; another may have won the rename).
+   */
+  const restoreAbandoned = (operation: string, uploadId: string, key: string) =>
+    fsCall(operation, async () => {
+      if (!uploadIdPattern.test(uploadId)) return false
+      const now = Date.now()
+      for (const name of await fsp.readdir(paths.tmp)) {
+        if (!name.startsWith(`${uploadId}.`)) continue
+        const closing = parseClosingName(name)
+        if (closing?.uploadId !== uploadId || closing.owner === undefined) continue
+        if (!ownerGone(closing.owner, now, closingTimeout)) continue
+        const from = join(paths.tmp, name)
+        const text = await ifExists(fsp.readFile(join(from, "manifest.json"), "utf8"))
+        const manifest = text === undefined ? Option.none<Manifest>() : decodeManifest(text)
+        if (Option.isNone(manifest) || manifest.value.key !== key) continue
+        if (await fsp.rename(from, paths.session(uploadId)).then(() => true, () => false)) return true
+      }
+      return false
+    })
 
   /**
    * Takes a session folder aside from `.multipart` in one rename, so that
@@ -742,7 +788,8 @@ const makeDriver = (paths: Paths, partSize: number): ObjectStorageDriver => {
 
   const abortMultipart = (input: MultipartSession) =>
     sessionWriters(input.uploadId, sessionPermits)(Effect.gen(function*() {
-      const manifest = yield* readManifest(input.uploadId)
+      // A session that a dead completion or abort had taken aside is put back, and aborted.
+      const manifest = yield* readOrRestoreManifest("abortMultipart", input.uploadId, input.key)
       // Unknown, closed or someone else's session: nothing to abort.
       if (Option.isNone(manifest) || manifest.value.key !== input.key) return
       const aside = yield* takeSessionAside("abortMultipart", input.uploadId)

@@ -25,12 +25,13 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { createHash, randomUUID } from "node:crypto"
+import { createHash, createHmac, randomUUID } from "node:crypto"
 import { createReadStream } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -63,6 +64,9 @@ import type {
   ObjectStorageDriver,
   ObjectSummary,
   PartInfo,
+  PresignedPost,
+  PresignedRequest,
+  Presigner,
   StoredPart
 } from "../../services/ObjectStorage.js"
 
@@ -90,6 +94,14 @@ export interface S3ObjectStorageOptions {
   readonly createBucket?: boolean | undefined
   /** Where bodies of unknown size are spooled before upload; the OS temp folder when absent. */
   readonly spoolDirectory?: string | undefined
+  /**
+   * Apply a bucket CORS rule for these origins (the app's own, e.g.
+   * `https://app.example.com`) while the layer is built, so that browsers
+   * can send direct uploads (PUT parts, POST forms) and read the `ETag`
+   * header. It replaces the bucket's CORS configuration. Absent or empty:
+   * the bucket's CORS is left alone.
+   */
+  readonly corsOrigins?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -149,11 +161,15 @@ export const make = (
     const backend = makeDriver({
       sdk,
       client,
+      bucketUrl: bucketUrl(options),
       bucket: options.bucket,
       partSize: Math.max(requested, minimumPartSize),
       spoolDirectory: options.spoolDirectory ?? tmpdir()
     })
     if (options.createBucket === true) yield* backend.ensureBucket
+    if (options.corsOrigins !== undefined && options.corsOrigins.length > 0) {
+      yield* backend.applyCors(options.corsOrigins)
+    }
     return ObjectStorage.make(backend.driver)
   })
 
@@ -179,6 +195,28 @@ const loadSdk: Effect.Effect<Sdk, DriverNotInstalled> = importOptional(
   "The S3 backend",
   () => import("@aws-sdk/client-s3")
 )
+
+/**
+ * The bucket's URL, where a form upload is posted: `endpoint/bucket` for
+ * path-style servers, else `bucket.endpoint` (AWS's regional endpoint when
+ * no endpoint is given).
+ */
+const bucketUrl = (options: S3ObjectStorageOptions): string => {
+  const region = options.region ?? "us-east-1"
+  const endpoint = new URL(options.endpoint ?? `https://s3.${region}.amazonaws.com`)
+  const base = endpoint.pathname.replace(/\/+$/, "")
+  if (options.forcePathStyle === true) return `${endpoint.origin}${base}/${encodeURIComponent(options.bucket)}`
+  return `${endpoint.protocol}//${options.bucket}.${endpoint.host}${base}`
+}
+
+/** `20261201T203329Z`: SigV4's timestamp. */
+const amzDate = (date: Date) => date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "")
+
+/** RFC 3986 percent-encoding, as SigV4 wants it. */
+const escapeUri = (text: string) =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data, "utf8").digest()
 
 const makeClient = (sdk: Sdk, options: S3ObjectStorageOptions): S3.S3Client => {
   const config: S3.S3ClientConfig = {
@@ -214,7 +252,8 @@ const addDeleteObjectsContentMd5 = (client: S3.S3Client) =>
       const request = args.request as { headers?: Record<string, string>; body?: unknown }
       const body = request.body
       if (
-        context.commandName === "DeleteObjectsCommand" && request.headers !== undefined &&
+        (context.commandName === "DeleteObjectsCommand" || context.commandName === "PutBucketCorsCommand") &&
+        request.headers !== undefined &&
         (typeof body === "string" || body instanceof Uint8Array)
       ) {
         request.headers["content-md5"] = createHash("md5").update(body).digest("base64")
@@ -345,12 +384,13 @@ const uploadSignal = (interrupted: AbortSignal, payload: Payload) => AbortSignal
 interface BackendConfig {
   readonly sdk: Sdk
   readonly client: S3.S3Client
+  readonly bucketUrl: string
   readonly bucket: string
   readonly partSize: number
   readonly spoolDirectory: string
 }
 
-const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendConfig) => {
+const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }: BackendConfig) => {
   /**
    * One SDK call: interruption aborts the request; `refine` turns the S3
    * codes an operation knows into its typed errors, the rest become
@@ -387,6 +427,42 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
       Effect.catchIf(causedBy("BucketAlreadyOwnedByYou"), () => Effect.void)
     )
   })
+
+  /**
+   * One CORS rule for direct uploads from the app's origins: PUT (parts),
+   * POST (forms), GET and HEAD, any request header, and `ETag` exposed (the
+   * browser reads each part's ETag from the answer).
+   */
+  const applyCors = (origins: ReadonlyArray<string>) =>
+    call("applyCors", (abortSignal) =>
+      client.send(
+        new sdk.PutBucketCorsCommand({
+          Bucket: bucket,
+          CORSConfiguration: {
+            CORSRules: [{
+              AllowedOrigins: [...origins],
+              AllowedMethods: ["GET", "HEAD", "PUT", "POST"],
+              AllowedHeaders: ["*"],
+              ExposeHeaders: ["ETag"],
+              MaxAgeSeconds: 3600
+            }]
+          }
+        }),
+        { abortSignal }
+      )).pipe(
+        Effect.mapError((error) =>
+          causedBy("NotImplemented")(error)
+            ? new StorageBackendError({
+              operation: "applyCors",
+              reason: "invalid",
+              message: "applyCors: this S3 server does not implement bucket CORS (Swift's s3api: set the " +
+                "container's CORS metadata through the Swift API instead)",
+              cause: error
+            })
+            : error
+        ),
+        Effect.asVoid
+      )
 
   /**
    * HEAD answers a bare 404 both for a missing key and a missing bucket;
@@ -829,8 +905,173 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
       )
     })
 
+  // ---- presigned requests ----
+
+  /** The client's credentials and region (its providers memoize them). */
+  const signingIdentity = (operation: string) =>
+    Effect.zip(
+      call(operation, () => client.config.credentials()),
+      call(operation, () => client.config.region())
+    )
+
+  /**
+   * SigV4 signing keys by date, region and secret: one derivation (four
+   * HMACs) a day instead of one per URL.
+   */
+  const signingKeys = new Map<string, Buffer>()
+  const signingKey = (secret: string, day: string, region: string) => {
+    const id = `${day}\u0000${region}\u0000${secret}`
+    let key = signingKeys.get(id)
+    if (key === undefined) {
+      key = ["s3", "aws4_request"].reduce((k, part) => hmac(k, part), hmac(hmac(`AWS4${secret}`, day), region))
+      if (signingKeys.size >= 16) signingKeys.clear()
+      signingKeys.set(id, key)
+    }
+    return key
+  }
+
+  /**
+   * A presigned `method` on `key` (SigV4 in the query string, signed here
+   * with node:crypto: a URL then costs the app server a hash and two HMACs),
+   * valid for `expiresIn`; the `signed` headers must be sent exactly as
+   * given, so S3 checks them too. The payload is unsigned, as in any
+   * presigned URL.
+   */
+  const presignRequest = (
+    operation: string,
+    method: "PUT" | "GET",
+    key: string,
+    query: Readonly<Record<string, string>>,
+    signed: Readonly<Record<string, string>>,
+    expiresIn: Duration.Duration
+  ) =>
+    Effect.gen(function*() {
+      const [credentials, region] = yield* signingIdentity(operation)
+      const base = new URL(bucketUrl)
+      const seconds = Math.min(604_800, Math.max(1, Math.ceil(Duration.toSeconds(expiresIn))))
+      const now = yield* DateTime.now
+      const date = amzDate(new Date(DateTime.toEpochMillis(now)))
+      const scope = `${date.slice(0, 8)}/${region}/s3/aws4_request`
+      const headers: Record<string, string> = { host: base.host }
+      for (const [name, value] of Object.entries(signed)) headers[name.toLowerCase()] = value.trim()
+      const headerNames = Object.keys(headers).sort()
+      const params: Record<string, string> = {
+        ...query,
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": `${credentials.accessKeyId}/${scope}`,
+        "X-Amz-Date": date,
+        "X-Amz-Expires": String(seconds),
+        "X-Amz-SignedHeaders": headerNames.join(";")
+      }
+      if (credentials.sessionToken !== undefined) params["X-Amz-Security-Token"] = credentials.sessionToken
+      const canonicalQuery = Object.entries(params)
+        .map(([name, value]) => [escapeUri(name), escapeUri(value)] as const)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([name, value]) => `${name}=${value}`)
+        .join("&")
+      const path = `${base.pathname.replace(/\/+$/, "")}/${key.split("/").map(escapeUri).join("/")}`
+      const canonicalRequest = [
+        method,
+        path,
+        canonicalQuery,
+        ...headerNames.map((name) => `${name}:${headers[name]}`),
+        "",
+        headerNames.join(";"),
+        "UNSIGNED-PAYLOAD"
+      ].join("\n")
+      const stringToSign = [
+        "AWS4-HMAC-SHA256",
+        date,
+        scope,
+        createHash("sha256").update(canonicalRequest, "utf8").digest("hex")
+      ].join("\n")
+      const signature = hmac(signingKey(credentials.secretAccessKey, date.slice(0, 8), region), stringToSign)
+        .toString("hex")
+      return {
+        url: `${base.protocol}//${base.host}${path}?${canonicalQuery}&X-Amz-Signature=${signature}`,
+        expiresAt: DateTime.addDuration(now, Duration.seconds(seconds))
+      }
+    })
+
+  const presignUploadPart: Presigner["uploadPart"] = (input) =>
+    Effect.map(
+      presignRequest(
+        "presignUploadPart",
+        "PUT",
+        input.key,
+        { partNumber: String(input.partNumber), uploadId: input.uploadId },
+        // Signed, so S3 itself refuses a part of any other size.
+        { "content-length": String(input.size) },
+        input.expiresIn
+      ),
+      ({ expiresAt, url }): PresignedRequest => ({
+        method: "PUT",
+        url,
+        headers: { "content-length": String(input.size) },
+        expiresAt
+      })
+    )
+
+  const presignGetObject: Presigner["getObject"] = (input) =>
+    Effect.map(
+      presignRequest(
+        "presignGetObject",
+        "GET",
+        input.key,
+        {
+          ...(input.responseContentType === undefined ? {} : { "response-content-type": input.responseContentType }),
+          ...(input.responseContentDisposition === undefined
+            ? {}
+            : { "response-content-disposition": input.responseContentDisposition })
+        },
+        {},
+        input.expiresIn
+      ),
+      ({ expiresAt, url }): PresignedRequest => ({ method: "GET", url, headers: {}, expiresAt })
+    )
+
+  /**
+   * A SigV4 POST policy, signed here like the URLs: the key, the content
+   * type, the metadata and the exact size (`content-length-range` from size
+   * to size) are all conditions, so the storage refuses any other upload
+   * with it.
+   */
+  const presignPostObject: Presigner["postObject"] = (input) =>
+    Effect.gen(function*() {
+      const [credentials, region] = yield* signingIdentity("presignPostObject")
+      const now = yield* DateTime.now
+      const seconds = Math.max(1, Math.ceil(Duration.toSeconds(input.expiresIn)))
+      const expiresAt = DateTime.addDuration(now, Duration.seconds(seconds))
+      const date = amzDate(new Date(DateTime.toEpochMillis(now)))
+      const scope = `${date.slice(0, 8)}/${region}/s3/aws4_request`
+      const fields: Record<string, string> = {
+        key: input.key,
+        "Content-Type": input.contentType,
+        ...Object.fromEntries(Object.entries(input.metadata).map(([k, v]) => [`x-amz-meta-${k.toLowerCase()}`, v])),
+        "x-amz-algorithm": "AWS4-HMAC-SHA256",
+        "x-amz-credential": `${credentials.accessKeyId}/${scope}`,
+        "x-amz-date": date
+      }
+      if (credentials.sessionToken !== undefined) fields["x-amz-security-token"] = credentials.sessionToken
+      const policy = Buffer.from(JSON.stringify({
+        expiration: DateTime.formatIso(expiresAt),
+        conditions: [
+          { bucket },
+          ...Object.entries(fields).map(([name, value]) => ({ [name]: value })),
+          ["content-length-range", input.size, input.size]
+        ]
+      })).toString("base64")
+      const key = signingKey(credentials.secretAccessKey, date.slice(0, 8), region)
+      return {
+        url: bucketUrl,
+        fields: { ...fields, policy, "x-amz-signature": hmac(key, policy).toString("hex") },
+        expiresAt
+      } satisfies PresignedPost
+    })
+
   const driver: ObjectStorageDriver = {
     name: "s3",
+    presign: { uploadPart: presignUploadPart, getObject: presignGetObject, postObject: presignPostObject },
     putObject,
     getObject,
     statObject,
@@ -850,7 +1091,7 @@ const makeDriver = ({ bucket, client, partSize, sdk, spoolDirectory }: BackendCo
     })
   }
 
-  return { driver, ensureBucket }
+  return { driver, ensureBucket, applyCors }
 }
 
 /** `bucket/key` for `x-amz-copy-source`: URL-encoded, with the key's slashes kept. */

@@ -13,6 +13,7 @@ import {
   S3ObjectStorage,
   Storage,
   StorageConfig,
+  Telemetry,
   Uploads
 } from "effect-storage"
 import {
@@ -24,6 +25,7 @@ import {
   StorageHandlers,
   TokenResolver
 } from "effect-storage/http"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
@@ -93,6 +95,12 @@ const result = await Effect.runPromise(
 const missing = {
   pg: await failureOf(Database.layerFromUrl("postgres://nobody@127.0.0.1:1/none")),
   mysql: await failureOf(Database.layerFromUrl("mysql://nobody@127.0.0.1:1/none")),
-  s3: await failureOf(S3ObjectStorage.layer({ bucket: "none", endpoint: "http://127.0.0.1:1" }))
+  s3: await failureOf(S3ObjectStorage.layer({ bucket: "none", endpoint: "http://127.0.0.1:1" })),
+  otel: await failureOf(Effect.runSync(
+    Effect.withConfigProvider(
+      Telemetry.settingsConfig(),
+      ConfigProvider.fromMap(new Map([["OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"]]))
+    ).pipe(Effect.map(Telemetry.layer))
+  ))
 }
 console.log(JSON.stringify({ ...result, missing }))
