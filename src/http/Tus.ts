@@ -479,6 +479,7 @@ const statusByTag: Readonly<Record<string, number>> = {
   UploadOffsetMismatch: 409,
   ClaimNotPending: 409,
   ClaimExpired: 410,
+  UploadLocked: 423,
   UploadTooLarge: 413,
   UnsupportedMediaType: 415,
   UnsupportedProtocolVersion: 412,

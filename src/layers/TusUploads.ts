@@ -38,6 +38,7 @@ import {
   InvalidUploadRequest,
   MultipartNotSupported,
   RequestBodyError,
+  UploadLocked,
   UploadNotFound,
   UploadOffsetMismatch,
   UploadTooLarge
@@ -175,7 +176,23 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
       return view(claim, tail.offset)
     })
 
-    const append = Effect.fn("TusUploads.append")(function*<E>(input: {
+    /**
+     * The uploads a request of this process is writing to. Two requests
+     * on one upload would both store the same part numbers; the second is
+     * refused at once (423) instead. Across servers the offset's
+     * compare-and-set still lets only one of them be acknowledged.
+     */
+    const writing = new Set<string>()
+    const exclusively = <A, E, R>(id: string, effect: Effect.Effect<A, E, R>) =>
+      Effect.suspend((): Effect.Effect<A, E | UploadLocked, R> => {
+        if (writing.has(id)) return Effect.fail(new UploadLocked())
+        writing.add(id)
+        return Effect.ensuring(effect, Effect.sync(() => writing.delete(id)))
+      })
+
+    const append = <E>(input: Parameters<typeof appendUnlocked<E>>[0]) => exclusively(input.id, appendUnlocked(input))
+
+    const appendUnlocked = Effect.fn("TusUploads.append")(function*<E>(input: {
       readonly principal: Principal
       readonly id: string
       /** Where the client says these bytes start (`Upload-Offset`). */

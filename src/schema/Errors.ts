@@ -408,6 +408,17 @@ export class UploadOffsetMismatch extends Schema.TaggedError<UploadOffsetMismatc
 }) {}
 
 /**
+ * Another request is writing to the same resumable upload on this server;
+ * try again when it is done.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UploadLocked extends Schema.TaggedError<UploadLocked>()("UploadLocked", {
+  message: message("another request is writing to this upload; try again")
+}) {}
+
+/**
  * A request's checksum (`Upload-Checksum`) does not match its body; nothing
  * of that request was kept.
  *

@@ -107,6 +107,8 @@ const abortAndResume = (protocol: Protocol, size: number) =>
     const resumed = new tus.Upload(createReadStream(path), {
       ...options,
       httpStack: new ChecksumHttpStack(),
+      // As tus-js-client's defaults do: a 423 (the aborted request still finishing on the server) is retried.
+      retryDelays: [200, 1000, 3000],
       uploadUrl
     })
     let resumedFrom = -1

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
+import { request } from "node:http"
 import { crc32 } from "node:zlib"
 import { tusPath } from "../../src/http/Tus.js"
 import { ClaimSweeper } from "../../src/layers/ClaimSweeper.js"
@@ -346,6 +347,48 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
       assert.deepStrictEqual([empty.status, empty.headers.get("upload-offset")], [204, "100"])
       const plain = yield* send("POST", path, { user: "alice", body: randomBytes(10) })
       assert.strictEqual(plain.status, 400)
+      assert.strictEqual(yield* offsetOf(path), 100)
+    }))
+
+  it.effect("a second request on an upload still being written is 423 Locked; the first one's end frees it", () =>
+    Effect.gen(function*() {
+      const path = yield* create(1000)
+      const url = yield* baseUrl
+      // A PATCH whose body stops half-way: it holds the upload until it goes away.
+      const stalled = request(`${url}${path}`, {
+        method: "PATCH",
+        headers: {
+          "Tus-Resumable": "1.0.0",
+          Authorization: `Bearer ${tokens.alice}`,
+          "Content-Type": "application/offset+octet-stream",
+          "Upload-Offset": "0",
+          "Content-Length": "500"
+        }
+      })
+      stalled.on("error", () => {})
+      stalled.write(randomBytes(200))
+      yield* Effect.sleep("300 millis")
+      const second = yield* patch(path, 0, randomBytes(100))
+      assert.deepStrictEqual([second.status, second.json._tag], [423, "UploadLocked"])
+      stalled.destroy()
+      const after = yield* Effect.promise(async () => {
+        for (let attempt = 0; attempt < 50; attempt++) {
+          await new Promise((r) => setTimeout(r, 100))
+          const response = await fetch(`${url}${path}`, {
+            method: "PATCH",
+            headers: {
+              "Tus-Resumable": "1.0.0",
+              Authorization: `Bearer ${tokens.alice}`,
+              "Content-Type": "application/offset+octet-stream",
+              "Upload-Offset": "0"
+            },
+            body: new Uint8Array(100)
+          })
+          if (response.status !== 423) return response.status
+        }
+        return 423
+      })
+      assert.strictEqual(after, 204)
       assert.strictEqual(yield* offsetOf(path), 100)
     }))
 
