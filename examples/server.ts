@@ -13,7 +13,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Config from "effect/Config"
@@ -29,6 +28,7 @@ import {
   Download,
   DownloadLinks,
   Prometheus,
+  Redaction,
   RequestBody,
   Sessions,
   StorageHandlers,
@@ -164,8 +164,11 @@ const DocsLive = HttpApiBuilder.Router.use((router) =>
 const MaxBodySizeLive = Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(1024 * 1024)))
 
 // The storage stack is built before the server listens; between listening
-// and the handler being attached, `guarded` answers 503.
-const ServerLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+// and the handler being attached, `guarded` answers 503. Signed URLs are
+// credentials: the request log redacts them, and `withRedaction` keeps
+// them (and redirect targets) out of the spans.
+const ServerLive = HttpApiBuilder.serve(Redaction.logger).pipe(
+  Redaction.withRedaction,
   Layer.provide(MaxBodySizeLive),
   Layer.provide(DocsLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

@@ -30,3 +30,5 @@ export * as UploadPage from "./UploadPage.js"
 export * as Prometheus from "./Prometheus.js"
 /** @since 0.1.0 */
 export * as Tus from "./Tus.js"
+/** @since 0.1.0 */
+export * as Redaction from "./Redaction.js"

@@ -58,6 +58,7 @@ describe.runIf(runS3)("OTLP export on PostgreSQL + Ceph RGW", () => {
       S3_BUCKET: `otel-${randomBytes(4).toString("hex")}`,
       S3_CREATE_BUCKET: "true",
       STORAGE_PART_SIZE: "5MiB",
+      STORAGE_DOWNLOAD_REDIRECT: "true",
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
       OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20collector-secret,x-tenant=storage",
@@ -136,9 +137,10 @@ describe.runIf(runS3)("OTLP export on PostgreSQL + Ceph RGW", () => {
     })
     expect(completed.status).toBe(200)
 
+    // A request's server span ends (and is exported) after its children.
     await waitFor(
-      () => traceOf(receiver.spans(), traceId).some((s) => s.name === "ObjectStorage.completeMultipart"),
-      "the complete call's spans"
+      () => traceOf(receiver.spans(), traceId).filter((s) => s.kind === SERVER).length === 4,
+      "the four requests' spans"
     )
     const trace = traceOf(receiver.spans(), traceId)
     const requests = trace.filter((s) => s.kind === SERVER)
@@ -150,6 +152,41 @@ describe.runIf(runS3)("OTLP export on PostgreSQL + Ceph RGW", () => {
     for (const span of trace) {
       expect(requests.some((request) => hangsFrom(trace, span, request.spanId)), span.name).toBe(true)
     }
+  })
+
+  it("keeps signed URLs out of spans and logs: signed links are not traced, redirect targets redacted", async () => {
+    const uploaded = await fetch(`${server.url}/storage/files?filename=secret.txt`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/octet-stream" },
+      body: randomBytes(2000)
+    })
+    const { key } = await uploaded.json() as { key: string }
+    const made = await fetch(`${server.url}/storage/links`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ key })
+    })
+    const link = (await made.json() as { url: string }).url
+    const signature = new URL(link, server.url).searchParams.get("signature")!
+    expect(signature.length).toBeGreaterThan(20)
+    // The signed link redirects (STORAGE_DOWNLOAD_REDIRECT) to a presigned GET.
+    const viaLink = await fetch(`${server.url}${link}`, { redirect: "manual" })
+    expect(viaLink.status).toBe(302)
+    const viaToken = await fetch(`${server.url}/storage/files/${key}`, { headers: auth, redirect: "manual" })
+    expect(viaToken.status).toBe(302)
+    expect(viaToken.headers.get("location")).toContain("X-Amz-Signature=")
+
+    let redirect: ReceivedSpan | undefined
+    await waitFor(() => {
+      redirect = receiver.spans().find((s) => s.kind === SERVER && s.attributes["url.path"] === `/storage/files/${key}`)
+      return redirect !== undefined && server.log().includes(`/storage/files/${key}?expires=`)
+    }, "the redirect's span and the link's log line")
+    expect(redirect!.attributes["http.response.status_code"]).toBe(302)
+    expect(redirect!.attributes["http.response.header.location"]).toBe("<redacted>")
+    const everything = JSON.stringify(receiver.requests.map((r) => r.json)) + server.log()
+    expect(everything).not.toContain(signature)
+    expect(everything).not.toContain("X-Amz-Signature=")
+    expect(server.log()).toContain("signature=REDACTED")
   })
 
   it("sends the configured headers and resource, the storage metrics and the log lines", async () => {
