@@ -21,10 +21,13 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import * as ByteReader from "../internal/byteReader.js"
 import { type ChecksumAlgorithm, digest as makeDigest } from "../internal/checksum.js"
@@ -243,7 +246,15 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
           return Effect.succeed(bytes)
         })
       )
-      const written = yield* Effect.scoped(writeBytes(multipart, claim, tail, body, input.length))
+      // Parts land here as they are stored, so that a request cut short can keep them.
+      const landed: Array<StoredPart> = []
+      const written = yield* Effect.scoped(writeBytes(multipart, claim, tail, body, input.length, landed)).pipe(
+        Effect.onExit((exit) =>
+          Exit.isFailure(exit) && input.checksum === undefined && landed.length > 0 && clientWentAway(exit.cause)
+            ? keepWholeParts(claim, tail, landed)
+            : Effect.void
+        )
+      )
       const newTail = written.tail
       // Past this point the bytes are stored but not yet acknowledged: a
       // failure leaves them unrecorded (parts are overwritten by the next
@@ -268,30 +279,12 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
         yield* discardTail
         return offset === claim.size ? yield* finish(input.principal, claim) : view(claim, offset)
       }
-      const now = yield* DateTime.now
-      const moved = yield* transaction(Effect.gen(function*() {
-        const next: UploadTail = {
-          claimId: claim.id,
-          offset,
-          tailKey: newTail?.key ?? "",
-          tailSize: newTail?.size ?? 0
-        }
-        if (!(yield* tails.advance(tail.offset, next))) return false
-        for (const part of written.parts) {
-          yield* parts.upsert(
-            new UploadPart({
-              id: yield* uuidv7,
-              claimId: claim.id,
-              partNumber: part.partNumber,
-              etag: part.etag,
-              size: part.size,
-              createdAt: now
-            })
-          )
-        }
-        if (tail.tailKey !== "") yield* queue.enqueue([yield* tailDeletion(tail.tailKey, "replaced", now, now)])
-        return true
-      })).pipe(Effect.catchTag("ClaimNotFound", () => Effect.succeed(false)))
+      const moved = yield* recordProgress(claim, tail, written.parts, {
+        claimId: claim.id,
+        offset,
+        tailKey: newTail?.key ?? "",
+        tailSize: newTail?.size ?? 0
+      })
       if (!moved) {
         yield* discardTail
         const current = yield* ownedUpload(input.principal, input.id)
@@ -306,6 +299,54 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
     })
 
     /**
+     * Records a request's stored parts and the new tail in one transaction,
+     * only if the upload still stands where the request found it; the
+     * replaced tail is queued for deletion in the same transaction.
+     */
+    const recordProgress = (
+      claim: UploadClaim,
+      tail: UploadTail,
+      stored: ReadonlyArray<StoredPart>,
+      next: UploadTail
+    ) =>
+      transaction(Effect.gen(function*() {
+        const now = yield* DateTime.now
+        if (!(yield* tails.advance(tail.offset, next))) return false
+        for (const part of stored) {
+          yield* parts.upsert(
+            new UploadPart({
+              id: yield* uuidv7,
+              claimId: claim.id,
+              partNumber: part.partNumber,
+              etag: part.etag,
+              size: part.size,
+              createdAt: now
+            })
+          )
+        }
+        if (tail.tailKey !== "") yield* queue.enqueue([yield* tailDeletion(tail.tailKey, "replaced", now, now)])
+        return true
+      })).pipe(Effect.catchTag("ClaimNotFound", () => Effect.succeed(false)))
+
+    /**
+     * A request cut short (the client went away) keeps the whole parts it
+     * stored, as tus asks of a server, so the client resumes after them; the
+     * bytes past the last whole part are lost (the client sends them again).
+     * Never with a checksum: then nothing of an unverified request is kept.
+     */
+    const keepWholeParts = (claim: UploadClaim, tail: UploadTail, stored: ReadonlyArray<StoredPart>) =>
+      Effect.gen(function*() {
+        const offset = tail.offset - tail.tailSize + stored.reduce((sum, part) => sum + part.size, 0)
+        if (yield* recordProgress(claim, tail, stored, { claimId: claim.id, offset, tailKey: "", tailSize: 0 })) {
+          yield* Metric.incrementBy(StorageMetrics.partsUploaded, stored.length)
+          yield* Metric.incrementBy(StorageMetrics.bytesUploaded, offset - tail.offset)
+        }
+      }).pipe(
+        Effect.uninterruptible,
+        Effect.catchAllCause((cause) => Effect.logWarning("could not keep the parts of an interrupted request", cause))
+      )
+
+    /**
      * Cuts the tail (if any) and then the body into the claim's parts, and
      * stores what is left past the last whole part as the new tail. With
      * the body's length known every piece streams through; without it, each
@@ -317,14 +358,14 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
       claim: UploadClaim,
       tail: UploadTail,
       body: Stream.Stream<Uint8Array, E | UploadTooLarge>,
-      length: number | undefined
+      length: number | undefined,
+      stored: Array<StoredPart>
     ) =>
       Effect.gen(function*() {
         const previous = tail.tailKey === ""
           ? Stream.empty
           : Stream.unwrap(Effect.map(objects.getObject({ key: tail.tailKey }), (object) => object.body))
         const reader = yield* ByteReader.make(Stream.concat(previous, body))
-        const stored: Array<{ partNumber: number; etag: string; size: number }> = []
         let partNumber = (tail.offset - tail.tailSize) / claim.partSize + 1
         let newTail: { key: string; size: number } | undefined
         if (length !== undefined) {
@@ -405,6 +446,18 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
 }) {}
 
 // ---- internal ----
+
+/** A part the backend holds. */
+interface StoredPart {
+  readonly partNumber: number
+  readonly etag: string
+  readonly size: number
+}
+
+/** Whether a request failed because its client went away (interrupted, or its body cut short). */
+const clientWentAway = (cause: Cause.Cause<unknown>): boolean =>
+  Cause.isInterruptedOnly(cause) ||
+  Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "RequestBodyError"))
 
 /** A tail object's deletion, due at `at`. */
 const tailDeletion = (

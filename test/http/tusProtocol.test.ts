@@ -392,6 +392,63 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
       assert.strictEqual(yield* offsetOf(path), 100)
     }))
 
+  it.effect("a request cut short keeps its whole parts (not with a checksum: then nothing of it)", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      /** Sends `sent` of `declared` bytes at offset 0, then goes away. */
+      const cutShort = (path: string, declared: number, sent: number, headers: Record<string, string> = {}) =>
+        Effect.promise(() =>
+          new Promise<void>((resolve) => {
+            const req = request(`${url}${path}`, {
+              method: "PATCH",
+              headers: {
+                "Tus-Resumable": "1.0.0",
+                Authorization: `Bearer ${tokens.alice}`,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+                "Content-Length": String(declared),
+                ...headers
+              }
+            })
+            req.on("error", () => {})
+            req.write(randomBytes(sent), () =>
+              setTimeout(() => {
+                req.destroy()
+                resolve()
+              }, 300))
+          })
+        )
+      /** The offset once no request holds the upload any more. */
+      const settledOffset = (path: string) =>
+        Effect.promise(async () => {
+          for (let attempt = 0; attempt < 50; attempt++) {
+            await new Promise((r) => setTimeout(r, 100))
+            const probe = await fetch(`${url}${path}`, {
+              method: "PATCH",
+              headers: {
+                "Tus-Resumable": "1.0.0",
+                Authorization: `Bearer ${tokens.alice}`,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "999999999"
+              },
+              body: new Uint8Array(0)
+            })
+            if (probe.status === 409) return Number(probe.headers.get("upload-offset"))
+          }
+          return -1
+        })
+
+      const plain = yield* create(5 * partSize)
+      yield* cutShort(plain, 4 * partSize, 2 * partSize + partSize / 2)
+      assert.strictEqual(yield* settledOffset(plain), 2 * partSize)
+
+      const checked = yield* create(5 * partSize)
+      yield* cutShort(checked, 4 * partSize, 2 * partSize + partSize / 2, {
+        "Upload-Checksum": `sha1 ${sha1(randomBytes(4))}`
+      })
+      assert.strictEqual(yield* settledOffset(checked), 0)
+    }))
+
   it.effect("unknown 404, another user's 403 (never their data), a parts-API claim 404", () =>
     Effect.gen(function*() {
       const path = yield* create(100)
