@@ -181,7 +181,7 @@ describeEachCliDialect("CLI process", (dialect) => {
 
         const migrate = yield* spawn(["migrate", "--json"], env)
         assert.strictEqual(migrate.code, 0, migrate.stderr)
-        assert.lengthOf(JSON.parse(migrate.stdout).applied, 4)
+        assert.lengthOf(JSON.parse(migrate.stdout).applied, 5)
 
         const status = yield* spawn(["status", "--json"], env)
         assert.strictEqual(status.code, 0, status.stderr)
