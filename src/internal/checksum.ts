@@ -20,7 +20,7 @@ export const isChecksumAlgorithm = (name: string): name is ChecksumAlgorithm =>
 /** An incremental digest. @internal */
 export interface Digest {
   readonly update: (bytes: Uint8Array) => void
-  /** The digest in base64 (crc32: its 4 bytes, big-endian). */
+  /** The digest in base64 (crc32: its 4 bytes, big-endian); the same at every call once read. */
   readonly base64: () => string
 }
 
@@ -40,5 +40,7 @@ export const digest = (algorithm: ChecksumAlgorithm): Digest => {
     }
   }
   const hash = createHash(algorithm)
-  return { update: (bytes) => hash.update(bytes), base64: () => hash.digest("base64") }
+  // A hash can be finished once; the answer is kept for later calls.
+  let result: string | undefined
+  return { update: (bytes) => hash.update(bytes), base64: () => (result ??= hash.digest("base64")) }
 }

@@ -22,6 +22,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -75,6 +76,17 @@ export interface ResumableUpload {
   readonly expiresAt: DateTime.Utc
   readonly originalFilename: string
   readonly contentType: string
+}
+
+/** The chunks of a body as one array. */
+const concatBytes = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
+  const all = new Uint8Array(Chunk.reduce(chunks, 0, (size, chunk) => size + chunk.byteLength))
+  let at = 0
+  for (const chunk of chunks) {
+    all.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return all
 }
 
 /**
@@ -246,9 +258,24 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
           return Effect.succeed(bytes)
         })
       )
+      // A one-part upload is written at its final key, where the sweeper
+      // would take an object of the declared size for a finished upload: with
+      // a checksum, its bytes (one part at most) are checked before that put.
+      const source = claim.isSingleRequest && checksum !== undefined
+        ? yield* Effect.gen(function*() {
+          const bytes = concatBytes(yield* Stream.runCollect(body))
+          if (input.length !== undefined && bytes.byteLength !== input.length) {
+            return yield* new RequestBodyError({
+              message: `the body ended after ${bytes.byteLength} of ${input.length} bytes`
+            })
+          }
+          if (checksum.base64() !== input.checksum!.digest) return yield* new ChecksumMismatch()
+          return Stream.succeed(bytes)
+        })
+        : body
       // Parts land here as they are stored, so that a request cut short can keep them.
       const landed: Array<StoredPart> = []
-      const written = yield* Effect.scoped(writeBytes(multipart, claim, tail, body, input.length, landed)).pipe(
+      const written = yield* Effect.scoped(writeBytes(multipart, claim, tail, source, input.length, landed)).pipe(
         Effect.onExit((exit) =>
           Exit.isFailure(exit) && input.checksum === undefined && landed.length > 0 && clientWentAway(exit.cause)
             ? keepWholeParts(claim, tail, landed)

@@ -290,6 +290,22 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
       assert.deepStrictEqual([unknown.status, unknown.json._tag], [400, "InvalidUploadRequest"])
     }))
 
+  it.effect("a one-part upload with a wrong checksum leaves no object at its key for the sweeper to take", () =>
+    Effect.gen(function*() {
+      const data = randomBytes(partSize - 10)
+      const path = yield* create(data.length)
+      const pending = yield* send("GET", path, { user: "alice" })
+      const key = (pending.json as { key: string }).key
+      const bad = yield* patch(path, 0, data, { "Upload-Checksum": `sha1 ${sha1(randomBytes(8))}` })
+      assert.deepStrictEqual([bad.status, bad.json._tag], [460, "ChecksumMismatch"])
+      assert.strictEqual(yield* offsetOf(path), 0)
+      const stat = yield* Effect.either((yield* ObjectStorage).statObject(key))
+      assert.isTrue(stat._tag === "Left" && stat.left._tag === "ObjectNotFound", "nothing stored at the key")
+      const good = yield* patch(path, 0, data, { "Upload-Checksum": `sha1 ${sha1(data)}` })
+      assert.strictEqual(good.status, 204)
+      assert.strictEqual(good.headers.get("storage-key"), key)
+    }))
+
   it.effect("more bytes than Upload-Length: 413 before reading (declared) or as soon as it shows (chunked)", () =>
     Effect.gen(function*() {
       const path = yield* create(1000)
