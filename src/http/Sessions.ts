@@ -310,10 +310,19 @@ const overTls = (request: HttpServerRequest.HttpServerRequest): boolean =>
 /**
  * CSRF: a cookie-authenticated unsafe request must come from the server's
  * own origin. Browsers send `Origin` on every cross-origin request and on
- * every same-origin POST, PUT, PATCH and DELETE.
+ * every same-origin POST, PUT, PATCH and DELETE; on a GET, the
+ * `Sec-Fetch-Site` they send must not name another site or subdomain.
  */
 const sameOrigin = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<void, Unauthenticated> => {
-  if (safeMethods.has(request.method)) return Effect.void
+  if (safeMethods.has(request.method)) {
+    // Some GETs act (Companion's /s3/params opens an upload), and SameSite
+    // lets a sibling subdomain's page send the cookie: a browser says where
+    // a request came from, and only its own pages (or the user) may.
+    const site = request.headers["sec-fetch-site"]
+    return site === undefined || site === "same-origin" || site === "none"
+      ? Effect.void
+      : Effect.fail(new Unauthenticated({ message: `a session cookie is not accepted from a ${site} request` }))
+  }
   const origin = request.headers["origin"]
   const host = request.headers["x-forwarded-host"] ?? request.headers["host"]
   if (origin !== undefined && origin !== "null") {

@@ -163,6 +163,9 @@ export const layer = (
             protocol = p
           }).pipe(
             unavailableOnOutage,
+            // An error the protocol has no status for is a 500 for the client
+            // and an error line for the operator.
+            Effect.tapError((error) => isUnmapped(error) ? Effect.logError("tus request failed", error) : Effect.void),
             Effect.catchAll((error) => Effect.succeed(errorResponse(error, request.method === "HEAD")))
           )
           return HttpServerResponse.setHeaders(response, { ...protocolHeaders(protocol), ...cors(request) })
@@ -498,8 +501,13 @@ const statusByTag: Readonly<Record<string, number>> = {
   StorageMisconfigured: 500
 }
 
+const tagOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "Unknown"
+
+const isUnmapped = (error: unknown): boolean => !(tagOf(error) in statusByTag)
+
 const errorResponse = (error: unknown, isHead: boolean): HttpServerResponse.HttpServerResponse => {
-  const tag = typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "Unknown"
+  const tag = tagOf(error)
   const status = statusByTag[tag] ?? 500
   const message = status === 500 && !(tag in statusByTag)
     ? "internal error"

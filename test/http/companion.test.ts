@@ -36,7 +36,14 @@ interface Answer {
 /** A fetch to the server, as a browser page of its own origin would send it (with `Origin` on unsafe methods). */
 const request = (
   path: string,
-  options: { method?: string; cookie?: string; origin?: string | null; body?: unknown; bearer?: string } = {}
+  options: {
+    method?: string
+    cookie?: string
+    origin?: string | null
+    body?: unknown
+    bearer?: string
+    site?: string
+  } = {}
 ) =>
   Effect.flatMap(origin, (base) =>
     Effect.promise(async (): Promise<Answer> => {
@@ -47,6 +54,7 @@ const request = (
       const sentOrigin = options.origin === undefined ? base : options.origin
       if (method !== "GET" && sentOrigin !== null) headers.origin = sentOrigin
       if (options.body !== undefined) headers["content-type"] = "application/json"
+      if (options.site !== undefined) headers["sec-fetch-site"] = options.site
       const response = await fetch(`${base}${path}`, {
         method,
         headers,
@@ -129,6 +137,24 @@ const companionSuite = (it: Vitest.MethodsNonLive<any>, kind: "embedded" | "s3")
         origin: null
       })
       assert.strictEqual(bearer.status, 200, bearer.text)
+    }))
+
+  it.effect("CSRF: a cookie on a GET from another site or a sibling subdomain is refused (Sec-Fetch-Site)", () =>
+    Effect.gen(function*() {
+      const cookie = yield* signIn
+      const claims = yield* ClaimStore
+      const pending = yield* claims.countPendingByOwner("alice")
+      // Companion's /s3/params opens an upload on a GET: an <img> elsewhere must not.
+      const path = "/storage/companion/s3/params?filename=a.txt&type=text/plain&metadata[size]=5"
+      for (const site of ["cross-site", "same-site"]) {
+        const refused = yield* request(path, { cookie, site })
+        assert.deepStrictEqual([refused.status, refused.json._tag], [401, "Unauthenticated"], site)
+      }
+      assert.strictEqual(yield* claims.countPendingByOwner("alice"), pending)
+      const own = yield* request("/storage/companion/settings", { cookie, site: "same-origin" })
+      assert.strictEqual(own.status, 200, own.text)
+      const typed = yield* request("/storage/companion/settings", { cookie, site: "none" })
+      assert.strictEqual(typed.status, 200, typed.text)
     }))
 
   it.effect("create needs the size in the metadata; the key must be the claim's", () =>
