@@ -25,6 +25,7 @@ import { copyFile, mkdir, open, readdir, rm } from "node:fs/promises"
 import { join } from "node:path"
 import { pipeline } from "node:stream/promises"
 import {
+  benchDir,
   fmt,
   fmtRatio,
   fmtSpread,
@@ -46,6 +47,7 @@ import {
   apiUpload,
   benchToken,
   compiledExampleServer,
+  compileServer,
   createBucket,
   deleteBucket,
   emptyBucket,
@@ -133,10 +135,16 @@ const main = async () => {
     execArgv: [...startFlags, ...execArgv("api-tus")]
   })
   const tusPeerServer = await startTusServer(bucket, { compiled: true, execArgv: startFlags })
+  // And an app that serves only the tus endpoint, the peer's own shape (the
+  // example also carries the parts API, documents, pages and API docs).
+  const tusLeanServer = await startExampleServer(s3Env, {
+    compiled: await compileServer(join(benchDir, "upload", "tus-only-server.ts"), "tus-only"),
+    execArgv: [...startFlags, ...execArgv("api-tus-lean")]
+  })
   // Resident memory of both before any upload: how much of the peak is the process itself.
   const idleOf = (server: { readonly process: { readonly pid?: number | undefined } }) =>
     server.process.pid === undefined ? Number.NaN : memoryOf(server.process.pid)?.rss ?? Number.NaN
-  const tusIdle = { ours: idleOf(tusApiServer), theirs: idleOf(tusPeerServer) }
+  const tusIdle = { ours: idleOf(tusApiServer), theirs: idleOf(tusPeerServer), lean: idleOf(tusLeanServer) }
   const proxyServer = await startProxyServer(bucket)
   let n = 0
   const sides: Array<Side> = [
@@ -204,6 +212,20 @@ const main = async () => {
         )
     },
     {
+      id: "api-tus-lean",
+      label: `effect-storage tus endpoint alone (bench/upload/tus-only-server.ts compiled, node ${
+        startFlags.join(" ")
+      }, S3 backend; tus-js-client, 16 MiB chunks)`,
+      group: "s3",
+      run: () =>
+        timed(() =>
+          tusUpload(tusLeanServer.url, file, size, partSize, {
+            path: "/storage/tus/",
+            headers: { Authorization: `Bearer ${benchToken}` }
+          })
+        )
+    },
+    {
       id: "api-fs",
       label: "effect-storage API (example server, filesystem backend)",
       group: "fs",
@@ -236,7 +258,7 @@ const main = async () => {
     }
   ].filter((side) => only === undefined || only.includes(side.id)) as Array<Side>
   const times = new Map<string, Array<number>>(sides.map((side) => [side.id, []]))
-  let tusMemory: { readonly ours: number; readonly theirs: number } | undefined
+  let tusMemory: { readonly ours: number; readonly theirs: number; readonly lean: number } | undefined
   const smallRates = new Map<string, Array<number>>([["api-one", []], ["api", []], ["sdk", []], ["api-baseline", []]])
   try {
     for (let run = 0; run < flags.runs; run++) {
@@ -284,10 +306,14 @@ const main = async () => {
     // Peak resident memory since start of the two processes that served only tus.
     const ours = tusApiServer.process.pid === undefined ? undefined : memoryOf(tusApiServer.process.pid)
     const theirs = tusPeerServer.process.pid === undefined ? undefined : memoryOf(tusPeerServer.process.pid)
-    if (ours !== undefined && theirs !== undefined) tusMemory = { ours: ours.hwm, theirs: theirs.hwm }
+    const lean = tusLeanServer.process.pid === undefined ? undefined : memoryOf(tusLeanServer.process.pid)
+    if (ours !== undefined && theirs !== undefined && lean !== undefined) {
+      tusMemory = { ours: ours.hwm, theirs: theirs.hwm, lean: lean.hwm }
+    }
   } finally {
     await tusApiServer.stop()
     await tusPeerServer.stop()
+    await tusLeanServer.stop()
     await s3Server.stop()
     await fsServer.stop()
     await baselineS3?.stop()
@@ -343,6 +369,17 @@ const main = async () => {
             fmt((tusMemory.theirs - tusIdle.theirs) / mib, 0)
           } MiB, ${fmt((tusMemory.ours - tusIdle.ours) / (tusMemory.theirs - tusIdle.theirs), 2)}x.`)
     : ""
+  const apiTusLean = throughput("api-tus-lean")
+  const leanAgainstTus = apiTusLean.length > 0 && tusPeer.length > 0
+    ? `\n\nThe same against an app that serves only the tus endpoint (bench/upload/tus-only-server.ts: the ` +
+      `storage stack with its workers and /storage/tus/, the peer's own shape): ${fmtSpread(spread(apiTusLean), 1)} ` +
+      `vs ${fmtSpread(spread(tusPeer), 1)} MiB/s, ${fmtRatio(pairedRatio(apiTusLean, tusPeer))}` +
+      (tusMemory === undefined
+        ? "."
+        : `; peak server memory ${fmt(tusMemory.lean / mib, 0)} vs ${fmt(tusMemory.theirs / mib, 0)} MiB, ${
+          fmt(tusMemory.lean / tusMemory.theirs, 2)
+        }x (before the first upload: ${fmt(tusIdle.lean / mib, 0)} vs ${fmt(tusIdle.theirs / mib, 0)} MiB).`)
+    : ""
   const smallOne = smallRates.get("api-one")!
   const smallApi = smallRates.get("api")!
   const smallSdk = smallRates.get("sdk")!
@@ -381,6 +418,7 @@ const main = async () => {
     "The ratio is the storage API's MiB/s over the other side's, per run (above 1 means the API is faster).",
     "",
     table(["target", "upload path", "MiB/s", "effect-storage API vs this"], rows) + sameParallelism + tusAgainstTus +
+    leanAgainstTus +
     smallTable
   ].join("\n")
   record({
