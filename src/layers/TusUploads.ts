@@ -78,6 +78,25 @@ export interface ResumableUpload {
   readonly contentType: string
 }
 
+/**
+ * One request's bytes for a resumable upload.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendInput<E> {
+  readonly principal: Principal
+  readonly id: string
+  /** Where the client says these bytes start (`Upload-Offset`). */
+  readonly offset: number
+  readonly body: Stream.Stream<Uint8Array, E>
+  /** The body's length when declared (`Content-Length`). */
+  readonly length?: number | undefined
+  readonly checksum?: RequestChecksum | undefined
+  /** The client says this body ends the upload (`Upload-Complete: ?1`). */
+  readonly last?: boolean | undefined
+}
+
 /** The chunks of a body as one array. */
 const concatBytes = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
   const all = new Uint8Array(Chunk.reduce(chunks, 0, (size, chunk) => size + chunk.byteLength))
@@ -205,20 +224,9 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
         return Effect.ensuring(effect, Effect.sync(() => writing.delete(id)))
       })
 
-    const append = <E>(input: Parameters<typeof appendUnlocked<E>>[0]) => exclusively(input.id, appendUnlocked(input))
+    const append = <E>(input: AppendInput<E>) => exclusively(input.id, appendUnlocked(input))
 
-    const appendUnlocked = Effect.fn("TusUploads.append")(function*<E>(input: {
-      readonly principal: Principal
-      readonly id: string
-      /** Where the client says these bytes start (`Upload-Offset`). */
-      readonly offset: number
-      readonly body: Stream.Stream<Uint8Array, E>
-      /** The body's length when declared (`Content-Length`). */
-      readonly length?: number | undefined
-      readonly checksum?: RequestChecksum | undefined
-      /** The client says this body ends the upload (`Upload-Complete: ?1`). */
-      readonly last?: boolean | undefined
-    }) {
+    const appendUnlocked = Effect.fn("TusUploads.append")(function*<E>(input: AppendInput<E>) {
       const { claim, tail } = yield* ownedUpload(input.principal, input.id)
       if (claim.isUploaded && input.offset === claim.size && input.length === 0) return view(claim, claim.size)
       yield* checkActive(claim)
