@@ -74,7 +74,10 @@ if (several.length > 0) {
       `(${n(v.uploadsResumed)} resumed from the parts list), ${n(v.adopted)} adopted; ` +
       `${n(v.deletions)} deletions of ${n(v.deletedKeys)} keys (${n(v.doubleDeleted)} deleted twice, ` +
       `${n(v.deletionsMissing)} missing); ${n(v.verifiedSha256)} objects byte-identical at the end, ` +
-      `${n(v.leaked)} stray; ${n(v.workerRunFailures)} worker or sweeper runs failed`
+      `${n(v.leaked)} stray; ${n(v.workerRunFailures)} worker or sweeper runs failed` +
+      (v.sessionsBeforeReconcile === undefined
+        ? ""
+        : `; ${n(v.sessionsBeforeReconcile)} multipart sessions left for reconcile --apply, 0 after it`)
     ).join(". ")
   ])
 }
