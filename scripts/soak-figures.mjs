@@ -77,7 +77,9 @@ if (several.length > 0) {
       `${n(v.leaked)} stray; ${n(v.workerRunFailures)} worker or sweeper runs failed` +
       (v.sessionsBeforeReconcile === undefined
         ? ""
-        : `; ${n(v.sessionsBeforeReconcile)} multipart sessions left for reconcile --apply, ${n(v.sessionsLeft)} after it`)
+        : `; ${n(v.sessionsBeforeReconcile)} multipart sessions left for reconcile --apply, ${
+          n(v.sessionsLeft)
+        } after it`)
     ).join(". ")
   ])
 }
