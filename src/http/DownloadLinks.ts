@@ -19,12 +19,10 @@ import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { dirname, join, resolve } from "node:path"
-import { readOrCreateSecret } from "../internal/secrets.js"
-import { backendKind, duration, filesystemRoot } from "../layers/StorageConfig.js"
+import { serverSecret } from "../internal/secrets.js"
+import { duration } from "../layers/StorageConfig.js"
 import { DownloadLinkExpired, InvalidDownloadLink, type StorageBackendError } from "../schema/Errors.js"
 
 /**
@@ -189,33 +187,16 @@ export const layerFromConfig: Layer.Layer<DownloadLinks, ConfigError.ConfigError
         Config.map((d) => Duration.toMillis(d) > 0 ? d : defaultTtl),
         Config.withDefault(defaultTtl)
       )
-      const secret = yield* Config.option(
-        Config.redacted("STORAGE_LINK_SECRET").pipe(
-          Config.validate({
-            message: `Expected STORAGE_LINK_SECRET to have at least ${minimumSecretBytes} characters`,
-            validation: (value) => Buffer.byteLength(Redacted.value(value), "utf8") >= minimumSecretBytes
-          })
-        )
-      )
-      if (Option.isSome(secret)) return make({ secret: secret.value, ttl })
-      const file = yield* secretFileFromConfig
-      if (Option.isSome(file)) {
-        return make({ secret: yield* readOrCreateSecret("downloadLinkSecret", file.value, minimumSecretBytes), ttl })
-      }
-      yield* Effect.logWarning(
-        "STORAGE_LINK_SECRET is not set: download links are signed with a secret in memory, so they fail on " +
+      const secret = yield* serverSecret({
+        name: "STORAGE_LINK_SECRET",
+        fileName: "download-link.secret",
+        operation: "downloadLinkSecret",
+        minimumBytes: minimumSecretBytes,
+        warning: "STORAGE_LINK_SECRET is not set: download links are signed with a secret in memory, so they fail on " +
           "other servers and after a restart; set STORAGE_LINK_SECRET (the same on every server)"
-      )
-      return make({ secret: randomBytes(minimumSecretBytes), ttl })
+      })
+      return make({ secret, ttl })
     })
   )
 
 // ---- internal ----
-
-/** Where the secret is kept when none is given: a file named by config, or beside the filesystem backend's root. */
-const secretFileFromConfig = Effect.gen(function*() {
-  const named = yield* Config.option(Config.string("STORAGE_LINK_SECRET_FILE"))
-  if (Option.isSome(named) && named.value.trim() !== "") return Option.some(resolve(named.value))
-  if ((yield* backendKind) !== "filesystem") return Option.none<string>()
-  return Option.some(join(dirname(resolve(yield* filesystemRoot)), "download-link.secret"))
-})

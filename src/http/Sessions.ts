@@ -34,10 +34,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { dirname, join, resolve } from "node:path"
-import { readOrCreateSecret } from "../internal/secrets.js"
-import { backendKind, duration, filesystemRoot } from "../layers/StorageConfig.js"
+import { createHmac, timingSafeEqual } from "node:crypto"
+import { serverSecret } from "../internal/secrets.js"
+import { duration } from "../layers/StorageConfig.js"
 import { type StorageBackendError, Unauthenticated } from "../schema/Errors.js"
 import { isAnonymous, type Principal } from "../schema/Models.js"
 import { Authentication, CurrentPrincipal, TokenResolver } from "./Authentication.js"
@@ -169,28 +168,16 @@ export const layerFromConfig: Layer.Layer<Sessions, ConfigError.ConfigError | St
       Config.withDefault(defaultTtl)
     )
     const alwaysSecure = yield* Config.boolean("STORAGE_SESSION_SECURE").pipe(Config.withDefault(false))
-    const secret = yield* Config.option(
-      Config.redacted("STORAGE_SESSION_SECRET").pipe(
-        Config.validate({
-          message: `Expected STORAGE_SESSION_SECRET to have at least ${minimumSecretBytes} characters`,
-          validation: (value) => Buffer.byteLength(Redacted.value(value), "utf8") >= minimumSecretBytes
-        })
-      )
-    )
-    if (Option.isSome(secret)) return make({ secret: secret.value, ttl, alwaysSecure })
-    const file = yield* secretFile
-    if (Option.isSome(file)) {
-      return make({
-        secret: yield* readOrCreateSecret("sessionSecret", file.value, minimumSecretBytes),
-        ttl,
-        alwaysSecure
-      })
-    }
-    yield* Effect.logWarning(
-      "STORAGE_SESSION_SECRET is not set: sessions are signed with a secret in memory, so they end with this " +
+    const secret = yield* serverSecret({
+      name: "STORAGE_SESSION_SECRET",
+      fileName: "session.secret",
+      operation: "sessionSecret",
+      minimumBytes: minimumSecretBytes,
+      warning:
+        "STORAGE_SESSION_SECRET is not set: sessions are signed with a secret in memory, so they end with this " +
         "process and fail on other servers; set STORAGE_SESSION_SECRET (the same on every server)"
-    )
-    return make({ secret: randomBytes(minimumSecretBytes), ttl, alwaysSecure })
+    })
+    return make({ secret, ttl, alwaysSecure })
   })
 )
 
@@ -335,10 +322,3 @@ const sameOrigin = (request: HttpServerRequest.HttpServerRequest): Effect.Effect
     new Unauthenticated({ message: "a session cookie is accepted only from the server's own origin" })
   )
 }
-
-const secretFile = Effect.gen(function*() {
-  const named = yield* Config.option(Config.string("STORAGE_SESSION_SECRET_FILE"))
-  if (Option.isSome(named) && named.value.trim() !== "") return Option.some(resolve(named.value))
-  if ((yield* backendKind) !== "filesystem") return Option.none<string>()
-  return Option.some(join(dirname(resolve(yield* filesystemRoot)), "session.secret"))
-})

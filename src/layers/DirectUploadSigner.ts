@@ -18,13 +18,11 @@ import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { dirname, join, resolve } from "node:path"
-import { readOrCreateSecret } from "../internal/secrets.js"
+import { serverSecret } from "../internal/secrets.js"
 import { InvalidUploadSignature, type StorageBackendError, UploadUrlExpired } from "../schema/Errors.js"
-import { backendKind, duration, filesystemRoot } from "./StorageConfig.js"
+import { duration } from "./StorageConfig.js"
 
 /**
  * What a signed part URL allows: one part of one claim, of one exact size.
@@ -189,32 +187,16 @@ export const layerFromConfig: Layer.Layer<DirectUploadSigner, ConfigError.Config
         Config.map((d) => Duration.toMillis(d) > 0 ? d : defaultTtl),
         Config.withDefault(defaultTtl)
       )
-      const secret = yield* Config.option(
-        Config.redacted("STORAGE_DIRECT_SECRET").pipe(
-          Config.validate({
-            message: `Expected STORAGE_DIRECT_SECRET to have at least ${minimumSecretBytes} characters`,
-            validation: (value) => Buffer.byteLength(Redacted.value(value), "utf8") >= minimumSecretBytes
-          })
-        )
-      )
-      if (Option.isSome(secret)) return make({ secret: secret.value, ttl })
-      const file = yield* secretFile
-      if (Option.isSome(file)) {
-        return make({ secret: yield* readOrCreateSecret("directUploadSecret", file.value, minimumSecretBytes), ttl })
-      }
-      yield* Effect.logWarning(
-        "STORAGE_DIRECT_SECRET is not set: direct upload URLs are signed with a secret in memory, so they fail on " +
-          "other servers and after a restart; set STORAGE_DIRECT_SECRET (the same on every server)"
-      )
-      return make({ secret: randomBytes(minimumSecretBytes), ttl })
+      const secret = yield* serverSecret({
+        name: "STORAGE_DIRECT_SECRET",
+        fileName: "direct-upload.secret",
+        operation: "directUploadSecret",
+        minimumBytes: minimumSecretBytes,
+        warning: "STORAGE_DIRECT_SECRET is not set: direct upload URLs are signed with a secret in memory, so they " +
+          "fail on other servers and after a restart; set STORAGE_DIRECT_SECRET (the same on every server)"
+      })
+      return make({ secret, ttl })
     })
   )
 
 // ---- internal ----
-
-const secretFile = Effect.gen(function*() {
-  const named = yield* Config.option(Config.string("STORAGE_DIRECT_SECRET_FILE"))
-  if (Option.isSome(named) && named.value.trim() !== "") return Option.some(resolve(named.value))
-  if ((yield* backendKind) !== "filesystem") return Option.none<string>()
-  return Option.some(join(dirname(resolve(yield* filesystemRoot)), "direct-upload.secret"))
-})
