@@ -4,15 +4,15 @@
  * an interrupted upload resumes from the parts already recorded.
  */
 import { createHash } from "node:crypto"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Browser, chromium, type Page } from "playwright-core"
+import { type Browser, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { chromiumAvailable, chromiumPath, launchChromium } from "../support/chromium.js"
 import { type ExampleServer, startExampleServer } from "./exampleServer.js"
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-const available = existsSync(chromiumPath)
+const available = chromiumAvailable
 const ci = inject("servers").ci
 
 const partSize = 64 * 1024
@@ -44,19 +44,7 @@ describe.runIf(available || ci)("the upload page in Chromium", () => {
     if (!available) throw new Error(`no Chromium at ${chromiumPath} and CI=true forbids skipping`)
     files = mkdtempSync(join(tmpdir(), "effect-storage-browser-"))
     server = await startExampleServer({ STORAGE_PART_SIZE: "64KiB" })
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run"
-      ]
-    })
+    browser = await launchChromium()
   }, 90_000)
 
   afterAll(async () => {

@@ -9,15 +9,15 @@
  * document and download byte-identical.
  */
 import { createHash, randomBytes } from "node:crypto"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Browser, chromium } from "playwright-core"
+import { type Browser } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { chromiumAvailable, chromiumPath, launchChromium } from "../support/chromium.js"
 import { type ExampleServer, freePort, startExampleServer } from "./exampleServer.js"
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-const available = existsSync(chromiumPath)
+const available = chromiumAvailable
 const ci = inject("servers").ci
 const ceph = inject("servers").s3.ceph
 
@@ -59,10 +59,7 @@ const uppySuite = (
         STORAGE_PART_SIZE: "5MiB",
         ...env(`http://127.0.0.1:${port}`)
       })
-      browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-      })
+      browser = await launchChromium()
     }, 90_000)
 
     afterAll(async () => {

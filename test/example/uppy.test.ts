@@ -6,16 +6,16 @@
  */
 import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Browser, chromium } from "playwright-core"
+import { type Browser } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { chromiumAvailable, chromiumPath, launchChromium } from "../support/chromium.js"
 import { createDatabase } from "../support/databases.js"
 import { startExampleServer } from "./exampleServer.js"
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-const available = existsSync(chromiumPath)
+const available = chromiumAvailable
 const servers = inject("servers")
 
 let browser: Browser
@@ -64,19 +64,7 @@ describe.runIf(available || servers.ci)("Uppy over tus in Chromium", () => {
     // Bundled here as `npm start` bundles it: from node_modules, no CDN.
     execFileSync(process.execPath, ["scripts/build-uppy.mjs"], { stdio: "inherit" })
     files = mkdtempSync(join(tmpdir(), "effect-storage-uppy-"))
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run"
-      ]
-    })
+    browser = await launchChromium()
   }, 90_000)
 
   afterAll(async () => {
