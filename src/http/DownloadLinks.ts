@@ -12,7 +12,6 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
@@ -22,7 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { serverSecret } from "../internal/secrets.js"
-import { duration } from "../layers/StorageConfig.js"
+import { lifetime } from "../layers/StorageConfig.js"
 import { DownloadLinkExpired, InvalidDownloadLink, type StorageBackendError } from "../schema/Errors.js"
 
 /**
@@ -183,10 +182,7 @@ export const layerFromConfig: Layer.Layer<DownloadLinks, ConfigError.ConfigError
   .effect(
     DownloadLinks,
     Effect.gen(function*() {
-      const ttl = yield* duration("STORAGE_LINK_TTL").pipe(
-        Config.map((d) => Duration.toMillis(d) > 0 ? d : defaultTtl),
-        Config.withDefault(defaultTtl)
-      )
+      const ttl = yield* lifetime("STORAGE_LINK_TTL", defaultTtl)
       const secret = yield* serverSecret({
         name: "STORAGE_LINK_SECRET",
         fileName: "download-link.secret",

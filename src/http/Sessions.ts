@@ -36,7 +36,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import { serverSecret } from "../internal/secrets.js"
-import { duration } from "../layers/StorageConfig.js"
+import { lifetime } from "../layers/StorageConfig.js"
 import { type StorageBackendError, Unauthenticated } from "../schema/Errors.js"
 import { isAnonymous, type Principal } from "../schema/Models.js"
 import { Authentication, CurrentPrincipal, TokenResolver } from "./Authentication.js"
@@ -163,10 +163,7 @@ export const layer = (options: SessionsOptions): Layer.Layer<Sessions> => Layer.
 export const layerFromConfig: Layer.Layer<Sessions, ConfigError.ConfigError | StorageBackendError> = Layer.effect(
   Sessions,
   Effect.gen(function*() {
-    const ttl = yield* duration("STORAGE_SESSION_TTL").pipe(
-      Config.map((d) => Duration.toMillis(d) > 0 ? d : defaultTtl),
-      Config.withDefault(defaultTtl)
-    )
+    const ttl = yield* lifetime("STORAGE_SESSION_TTL", defaultTtl)
     const alwaysSecure = yield* Config.boolean("STORAGE_SESSION_SECURE").pipe(Config.withDefault(false))
     const secret = yield* serverSecret({
       name: "STORAGE_SESSION_SECRET",

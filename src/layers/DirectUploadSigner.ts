@@ -11,7 +11,6 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
@@ -22,7 +21,7 @@ import * as Redacted from "effect/Redacted"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { serverSecret } from "../internal/secrets.js"
 import { InvalidUploadSignature, type StorageBackendError, UploadUrlExpired } from "../schema/Errors.js"
-import { duration } from "./StorageConfig.js"
+import { lifetime } from "./StorageConfig.js"
 
 /**
  * What a signed part URL allows: one part of one claim, of one exact size.
@@ -183,10 +182,7 @@ export const layerFromConfig: Layer.Layer<DirectUploadSigner, ConfigError.Config
   .effect(
     DirectUploadSigner,
     Effect.gen(function*() {
-      const ttl = yield* duration("STORAGE_DIRECT_URL_TTL").pipe(
-        Config.map((d) => Duration.toMillis(d) > 0 ? d : defaultTtl),
-        Config.withDefault(defaultTtl)
-      )
+      const ttl = yield* lifetime("STORAGE_DIRECT_URL_TTL", defaultTtl)
       const secret = yield* serverSecret({
         name: "STORAGE_DIRECT_SECRET",
         fileName: "direct-upload.secret",

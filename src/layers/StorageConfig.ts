@@ -184,6 +184,19 @@ export const duration = (name: string): Config.Config<Duration.Duration> =>
     ))
 
 /**
+ * How long something signed lives: `duration(name)`, with `fallback` when
+ * unset, zero or negative (the rule of every number here).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const lifetime = (name: string, fallback: Duration.Duration): Config.Config<Duration.Duration> =>
+  duration(name).pipe(
+    Config.map((d) => Duration.toMillis(d) > 0 ? d : fallback),
+    Config.withDefault(fallback)
+  )
+
+/**
  * A byte size from text: `1048576`, `64KiB`, `16MiB`, `1GiB` (also `KB`,
  * `MB`, `GB` as powers of 1000, and `k`, `m`, `g` as powers of 1024).
  *
