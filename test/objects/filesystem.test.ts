@@ -91,6 +91,55 @@ describe("FileSystemObjectStorage", () => {
       expect(md5(readFileSync(join(root, "cut", "file.bin")))).toBe(md5(data))
     }))
 
+  it.scoped("a part writer waiting on its client holds up no other key or session, even one its body reads", () =>
+    Effect.gen(function*() {
+      const root = yield* tempRoot
+      const partSize = 64 * 1024
+      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
+      const mp = Option.getOrThrow(storage.multipart)
+      const part = new Uint8Array(partSize).map((_, i) => (i * 7) % 251)
+      // A full part (written in place, under its locks) whose client stalls half-way.
+      const stalled = yield* mp.initMultipart({ key: "stalled/file.bin" })
+      const started = yield* Deferred.make<void>()
+      const body = Stream.make(part.subarray(0, partSize / 2)).pipe(
+        Stream.concat(Stream.fromEffect(Deferred.succeed(started, undefined)).pipe(Stream.drain)),
+        Stream.concat(Stream.never)
+      )
+      const writer = yield* Effect.fork(mp.putPart({ ...stalled, partNumber: 1, body, size: partSize }))
+      yield* Deferred.await(started)
+      // Meanwhile: objects (300 keys; with 64 shared lock stripes some would share the stalled one's) ...
+      const keys = Array.from({ length: 300 }, (_, i) => `other/${i}.txt`)
+      yield* Effect.forEach(keys, (key) =>
+        Effect.gen(function*() {
+          yield* storage.putObject({ key, body: text(key) })
+          expect((yield* storage.statObject(key)).size).toBe(key.length)
+          expect(yield* readText((yield* storage.getObject({ key })).body)).toBe(key)
+          yield* storage.deleteObject(key)
+        }), { concurrency: 8 }).pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "objects blocked" }))
+      // ... other sessions, whose part bodies read an object of the same storage, as a resumed upload's do ...
+      yield* storage.putObject({ key: "tail.bin", body: part.subarray(0, partSize / 4) })
+      yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const session = yield* mp.initMultipart({ key: `sessions/${i}.bin` })
+          const tail = Stream.unwrap(Effect.map(storage.getObject({ key: "tail.bin" }), (object) => object.body))
+          const rest = Stream.make(part.subarray(partSize / 4))
+          const stored = yield* mp.putPart({
+            ...session,
+            partNumber: 1,
+            body: Stream.concat(tail, rest),
+            size: partSize
+          })
+          const info = yield* mp.completeMultipart({ ...session, parts: [stored] })
+          expect(info.size).toBe(partSize)
+        }), { concurrency: 8 }).pipe(
+          Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "sessions blocked" })
+        )
+      // ... and the stalled writer itself is still waiting, then leaves its part missing.
+      expect(writer.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(writer)
+      expect(existsSync(join(root, ".multipart", stalled.uploadId, "1.etag"))).toBe(false)
+    }))
+
   it.scoped("a completion cut short after the object moved into place: the retry finds the session done", () =>
     Effect.gen(function*() {
       const root = yield* tempRoot

@@ -63,6 +63,7 @@ import {
   removeQuietly,
   writeNewFile
 } from "../../internal/files.js"
+import * as KeyedSemaphores from "../../internal/keyedSemaphores.js"
 import { bodyStream, compareKeys, multipartETag, resolveRange, unquoteETag } from "../../internal/objectStorage.js"
 import {
   currentOwner,
@@ -288,11 +289,12 @@ type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownOption(Schema.parseJson(Manifest))
 
 const makeDriver = (paths: Paths, partSize: number, closingTimeout: number): ObjectStorageDriver => {
-  const withKeyLock = makeStripedLocks(64)
+  const keyLocks = KeyedSemaphores.make(1)
+  const withKeyLock = (key: string) => keyLocks(key, 1)
   // Within this process, part writers share a session and its completion
   // (or abort) has it alone, so no part lands in `data` while it is linked
   // into place.
-  const sessionWriters = makeStripedSemaphores(64, sessionPermits)
+  const sessionWriters = KeyedSemaphores.make(sessionPermits)
 
   const readSidecar = (key: string, size: number) =>
     Effect.map(
@@ -881,13 +883,14 @@ const readListingEntries = (folder: string, folderKey: string, prefix: string, i
 /**
  * Renames into a folder made on the way. A concurrent delete may remove
  * that folder (it prunes empty parents) between the mkdir and the rename,
- * so a missing folder is retried a few times.
+ * or even within a recursive mkdir (which finds the folder, then fails to
+ * stat it), so a missing folder is retried a few times.
  */
 const renameIntoPlace = (operation: string, from: string, to: string) =>
   fsCall(operation, async () => {
     for (let attempt = 1;; attempt++) {
-      await fsp.mkdir(dirname(to), { recursive: true })
       try {
+        await fsp.mkdir(dirname(to), { recursive: true })
         return await fsp.rename(from, to)
       } catch (error) {
         if (errnoOf(error) !== "ENOENT" || attempt >= 5) throw error
@@ -927,24 +930,8 @@ const isPathConflict = (error: unknown): boolean =>
 const ignoreFailure = (promise: Promise<unknown>) =>
   Effect.promise(() => promise.then(() => undefined, () => undefined))
 
-/**
- * Per-key mutual exclusion within this process, from a fixed set of
- * semaphores picked by a hash of the key: bounded memory, and two keys
- * sharing a stripe only wait a little for each other.
- */
-const makeStripedLocks = (stripes: number) => {
-  const semaphores = Array.from({ length: stripes }, () => Effect.unsafeMakeSemaphore(1))
-  return (key: string) => semaphores[hashString(key) % stripes]!.withPermits(1)
-}
-
 /** The permits of a session's semaphore: a part writer takes one, completion and abort take all. */
 const sessionPermits = 64
-
-/** Per-key semaphores of `permits` permits from a fixed set of stripes (see `makeStripedLocks`). */
-const makeStripedSemaphores = (stripes: number, permits: number) => {
-  const semaphores = Array.from({ length: stripes }, () => Effect.unsafeMakeSemaphore(permits))
-  return (key: string, take: number) => semaphores[hashString(key) % stripes]!.withPermits(take)
-}
 
 /** Writes a stream into an open file from `position` on, showing each written buffer to `onBytes`. */
 const writeAt = <E>(
@@ -977,9 +964,3 @@ const fileRange = (operation: string, path: string, start: number, length: numbe
     () => createReadStream(path, { start, end: start + length - 1 }),
     (cause) => fsFailure(operation, cause)
   )
-
-const hashString = (text: string): number => {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
-  return hash >>> 0
-}
