@@ -21,7 +21,6 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import { runForever } from "../internal/runForever.js"
-import { withTransaction } from "../internal/transaction.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import { type DeleteReason, PendingDelete, type UploadClaim } from "../schema/Models.js"
 import { ClaimStore } from "../services/ClaimStore.js"
@@ -29,6 +28,7 @@ import { DeleteQueue } from "../services/DeleteQueue.js"
 import { FileRegistry } from "../services/FileRegistry.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
+import { retriedTransaction } from "./sql/Dialect.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 
@@ -72,7 +72,7 @@ export class ClaimSweeper extends Effect.Service<ClaimSweeper>()("effect-storage
     const registry = yield* FileRegistry
     const objects = yield* ObjectStorage
     const sql = yield* SqlClient.SqlClient
-    const transaction = withTransaction(sql)
+    const transaction = retriedTransaction(sql)
 
     /** Decides outside any transaction, so backend latency never holds row locks. */
     const plan = (claim: UploadClaim): Effect.Effect<SweepPlan> => {

@@ -26,7 +26,6 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import { runForever } from "../internal/runForever.js"
-import { withTransaction } from "../internal/transaction.js"
 import { trustedInstance } from "../internal/trusted.js"
 import type { InvalidObjectKey, StorageBackendError } from "../schema/Errors.js"
 import { DeleteDeadLettered, FileDeleted } from "../schema/Events.js"
@@ -36,6 +35,7 @@ import { DeleteQueue } from "../services/DeleteQueue.js"
 import { FileRegistry } from "../services/FileRegistry.js"
 import { ObjectStorage } from "../services/ObjectStorage.js"
 import { publishAll, StorageEvents } from "../services/StorageEvents.js"
+import { retriedTransaction } from "./sql/Dialect.js"
 import { StorageConfig, type StorageSettings } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 
@@ -94,7 +94,7 @@ export class DeleteWorker extends Effect.Service<DeleteWorker>()("effect-storage
     const events = yield* StorageEvents
     const registry = yield* FileRegistry
     const sql = yield* SqlClient.SqlClient
-    const transaction = withTransaction(sql)
+    const transaction = retriedTransaction(sql)
 
     /**
      * The backend work of a batch: the sessions (bounded concurrency), then

@@ -32,7 +32,6 @@ import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import * as ByteReader from "../internal/byteReader.js"
 import { type ChecksumAlgorithm, digest as makeDigest } from "../internal/checksum.js"
-import { withTransaction } from "../internal/transaction.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import {
   AccessDenied,
@@ -54,6 +53,7 @@ import { DeleteQueue } from "../services/DeleteQueue.js"
 import { type Multipart, ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { type UploadTail, UploadTailStore } from "../services/UploadTailStore.js"
+import { retriedTransaction } from "./sql/Dialect.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 import { expectedPartSize, Uploads } from "./Uploads.js"
@@ -134,7 +134,7 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
     const tails = yield* UploadTailStore
     const queue = yield* DeleteQueue
     const objects = yield* ObjectStorage
-    const transaction = withTransaction(yield* SqlClient.SqlClient)
+    const transaction = retriedTransaction(yield* SqlClient.SqlClient)
 
     const requireMultipart: Effect.Effect<Multipart, MultipartNotSupported> = Option.match(objects.multipart, {
       onNone: () => Effect.fail(new MultipartNotSupported()),

@@ -14,7 +14,6 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { withTransaction } from "../internal/transaction.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import {
   AccessDenied,
@@ -40,6 +39,7 @@ import { DeleteQueue } from "../services/DeleteQueue.js"
 import { FileRegistry } from "../services/FileRegistry.js"
 import { type Body, type Multipart, ObjectStorage } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
+import { retriedTransaction } from "./sql/Dialect.js"
 import { StorageConfig } from "./StorageConfig.js"
 import * as StorageMetrics from "./StorageMetrics.js"
 
@@ -83,7 +83,7 @@ export class Uploads extends Effect.Service<Uploads>()("effect-storage/Uploads",
     const registry = yield* FileRegistry
     const objects = yield* ObjectStorage
     const sql = yield* SqlClient.SqlClient
-    const transaction = withTransaction(sql)
+    const transaction = retriedTransaction(sql)
 
     const requireMultipart: Effect.Effect<Multipart, MultipartNotSupported> = Option.match(objects.multipart, {
       onNone: () => Effect.fail(new MultipartNotSupported()),

@@ -94,6 +94,15 @@ export const withRetriedTransaction =
         : retryConflicts(withTransaction(sql)(effect), dialect, 0))
 
 /**
+ * `withRetriedTransaction` for the dialect of `sql`: the transaction of a
+ * flow that runs beside others on the same rows (workers, sweepers and
+ * requests of several servers), where a deadlock is no error of the work.
+ *
+ * @internal
+ */
+export const retriedTransaction = (sql: SqlClient.SqlClient) => withRetriedTransaction(sql, make(sql))
+
+/**
  * Runs `effect` again after a retryable conflict (a deadlock), up to 20
  * times, waiting 5 ms doubling, with jitter. The waits are real time, not
  * the application's clock: they wait for the other transaction to finish.
