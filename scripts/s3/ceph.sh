@@ -139,6 +139,11 @@ rgw_frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw_data = $STATE/rgw
 rgw_dns_name = localhost
 rgw_dynamic_resharding = false
+# Deleted objects give their space back within a minute, not after the
+# default two hours: the OSD holds its bytes in memory, and a long test or
+# benchmark run deletes far more than it keeps.
+rgw_gc_obj_min_wait = 30
+rgw_gc_processor_period = 30
 EOF
 }
 
