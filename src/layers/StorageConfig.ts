@@ -50,6 +50,13 @@ export interface StorageSettings {
   readonly backoffCap: Duration.Duration
   /** Reclaim uploads nobody adopted this long after expiry; none is off. */
   readonly orphanRetention: Option.Option<Duration.Duration>
+  /**
+   * The most request bytes held in memory at once by the bodies that must
+   * be gathered before they are stored (a resumable upload's request
+   * without `Content-Length`, a one-part resumable upload with a checksum);
+   * more waits (64 MiB; never less than one part).
+   */
+  readonly maxBufferedBytes: number
 }
 
 /**
@@ -73,7 +80,8 @@ export const defaults: StorageSettings = {
   leaseWindow: Duration.minutes(5),
   backoffBase: Duration.seconds(30),
   backoffCap: Duration.hours(1),
-  orphanRetention: Option.none()
+  orphanRetention: Option.none(),
+  maxBufferedBytes: 64 * 1024 * 1024
 }
 
 /**
@@ -98,6 +106,7 @@ export interface StorageOverrides {
   readonly backoffBase?: Duration.DurationInput | undefined
   readonly backoffCap?: Duration.DurationInput | undefined
   readonly orphanRetention?: Duration.DurationInput | undefined
+  readonly maxBufferedBytes?: number | undefined
 }
 
 /**
@@ -263,7 +272,8 @@ const envSettings = Config.all({
   deleteConcurrency: optional(Config.integer("STORAGE_DELETE_CONCURRENCY")),
   deleteMaxAttempts: optional(Config.integer("STORAGE_DELETE_MAX_ATTEMPTS")),
   leaseWindow: optional(duration("STORAGE_LEASE_WINDOW")),
-  orphanRetention: optional(duration("STORAGE_ORPHAN_RETENTION"))
+  orphanRetention: optional(duration("STORAGE_ORPHAN_RETENTION")),
+  maxBufferedBytes: optional(byteSize("STORAGE_MAX_BUFFERED_BYTES"))
 })
 
 // Config prefixes the variable name to the path itself.
@@ -279,6 +289,7 @@ const resolve = (given: StorageOverrides): StorageSettings => {
       | "deleteBatchSize"
       | "deleteConcurrency"
       | "deleteMaxAttempts"
+      | "maxBufferedBytes"
   ) => {
     const value = pick(key)
     return value !== undefined && value > 0 ? Math.floor(value) : defaults[key]
@@ -310,6 +321,7 @@ const resolve = (given: StorageOverrides): StorageSettings => {
     backoffCap: span("backoffCap"),
     orphanRetention: orphanDuration !== undefined && Duration.toMillis(orphanDuration) > 0
       ? Option.some(orphanDuration)
-      : Option.none()
+      : Option.none(),
+    maxBufferedBytes: count("maxBufferedBytes")
   }
 }

@@ -141,6 +141,19 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
       onSome: Effect.succeed
     })
 
+    /**
+     * Bodies gathered in memory before they are stored share one budget
+     * (`maxBufferedBytes`, at least one part), in bytes: a request that
+     * would go over it waits, its bytes left unread, so requests without
+     * `Content-Length` cannot hold more memory than that between them.
+     */
+    const budget = Math.max(
+      config.maxBufferedBytes,
+      Option.match(objects.multipart, { onNone: () => 0, onSome: (multipart) => multipart.partSize })
+    )
+    const memory = yield* Effect.makeSemaphore(budget)
+    const buffered = (bytes: number) => memory.withPermits(Math.min(bytes, budget))
+
     /** The claim and progress of an upload the principal owns: unknown 404, foreign 403. */
     const ownedUpload = (principal: Principal, id: string) =>
       Effect.gen(function*() {
@@ -266,11 +279,21 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
           return Effect.succeed(bytes)
         })
       )
+      // Parts land here as they are stored, so that a request cut short can keep them.
+      const landed: Array<StoredPart> = []
+      const write = <E2>(source: Stream.Stream<Uint8Array, E2>, length: number | undefined) =>
+        Effect.scoped(writeBytes(multipart, claim, tail, source, length, landed)).pipe(
+          Effect.onExit((exit) =>
+            Exit.isFailure(exit) && input.checksum === undefined && landed.length > 0 && clientWentAway(exit.cause)
+              ? keepWholeParts(claim, tail, landed)
+              : Effect.void
+          )
+        )
       // A one-part upload is written at its final key, where the sweeper
       // would take an object of the declared size for a finished upload: with
       // a checksum, its bytes (one part at most) are checked before that put.
-      const source = claim.isSingleRequest && checksum !== undefined
-        ? yield* Effect.gen(function*() {
+      const written = claim.isSingleRequest && checksum !== undefined
+        ? yield* buffered(room)(Effect.gen(function*() {
           const bytes = concatBytes(yield* Stream.runCollect(body))
           if (input.length !== undefined && bytes.byteLength !== input.length) {
             return yield* new RequestBodyError({
@@ -278,18 +301,9 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
             })
           }
           if (checksum.base64() !== input.checksum!.digest) return yield* new ChecksumMismatch()
-          return Stream.succeed(bytes)
-        })
-        : body
-      // Parts land here as they are stored, so that a request cut short can keep them.
-      const landed: Array<StoredPart> = []
-      const written = yield* Effect.scoped(writeBytes(multipart, claim, tail, source, input.length, landed)).pipe(
-        Effect.onExit((exit) =>
-          Exit.isFailure(exit) && input.checksum === undefined && landed.length > 0 && clientWentAway(exit.cause)
-            ? keepWholeParts(claim, tail, landed)
-            : Effect.void
-        )
-      )
+          return yield* write(Stream.succeed(bytes), bytes.byteLength)
+        }))
+        : yield* write(body, input.length)
       const newTail = written.tail
       // Past this point the bytes are stored but not yet acknowledged: a
       // failure leaves them unrecorded (parts are overwritten by the next
@@ -413,15 +427,19 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
           }
           if (available > 0) newTail = yield* storeTail(claim, reader.take(available), available)
         } else {
-          while (partNumber <= claim.partCount) {
+          let whole = true
+          while (whole && partNumber <= claim.partCount) {
             const size = expectedPartSize(claim, partNumber)
-            const bytes = yield* reader.readUpTo(size)
-            if (bytes.byteLength < size) {
-              if (bytes.byteLength > 0) newTail = yield* storeTail(claim, bytes, bytes.byteLength)
-              break
-            }
-            stored.push(yield* storePart(multipart, claim, partNumber, bytes, size))
-            partNumber++
+            whole = yield* buffered(size)(Effect.gen(function*() {
+              const bytes = yield* reader.readUpTo(size)
+              if (bytes.byteLength < size) {
+                if (bytes.byteLength > 0) newTail = yield* storeTail(claim, bytes, bytes.byteLength)
+                return false
+              }
+              stored.push(yield* storePart(multipart, claim, partNumber, bytes, size))
+              return true
+            }))
+            if (whole) partNumber++
           }
         }
         // Anything further runs into the size check of `body`.

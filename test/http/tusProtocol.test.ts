@@ -7,6 +7,7 @@ import { assert } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
@@ -550,6 +551,59 @@ describeEachDialect(
   (database) => tusServerLayer(database, MemoryObjectStorage.layer({ partSize }), { maxUploadSize }),
   (it) => suite(it),
   ["sqlite", "pg", "mysql"],
+  { liveClock: true }
+)
+
+describeEachDialect(
+  "tus protocol, a memory budget of one part",
+  (database) => tusServerLayer(database, MemoryObjectStorage.layer({ partSize }), { maxBufferedBytes: partSize }),
+  (it) => {
+    it.effect("requests without Content-Length wait for the memory budget, then all go through", () =>
+      Effect.gen(function*() {
+        const url = yield* baseUrl
+        const first = yield* create(2 * partSize)
+        const second = yield* create(2 * partSize)
+        const data = randomBytes(partSize)
+        // The first gathers a part in memory and stalls half-way: it holds the whole budget.
+        const stalled = request(`${url}${first}`, {
+          method: "PATCH",
+          headers: {
+            "Tus-Resumable": "1.0.0",
+            Authorization: `Bearer ${tokens.alice}`,
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Offset": "0"
+          }
+        })
+        const firstAnswer = new Promise<number>((resolve, reject) => {
+          stalled.on("response", (response) => {
+            response.resume()
+            resolve(response.statusCode!)
+          })
+          stalled.on("error", reject)
+        })
+        stalled.write(data.subarray(0, partSize / 2))
+        yield* Effect.sleep("300 millis")
+        // The second, a whole part also without Content-Length, waits for it.
+        const secondBody = randomBytes(partSize + 10)
+        const secondAnswer = yield* Effect.fork(send("PATCH", second, {
+          user: "alice",
+          body: chunked([secondBody]),
+          headers: { "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0" }
+        }))
+        yield* Effect.sleep("700 millis")
+        assert.isTrue(
+          Option.isNone(yield* Fiber.poll(secondAnswer)),
+          "the second waits while the first holds the budget"
+        )
+        // Once the first has its part stored, the second goes through.
+        stalled.end(data.subarray(partSize / 2))
+        assert.strictEqual(yield* Effect.promise(() => firstAnswer), 204)
+        assert.strictEqual((yield* Fiber.join(secondAnswer)).status, 204)
+        assert.strictEqual(yield* offsetOf(first), partSize)
+        assert.strictEqual(yield* offsetOf(second), partSize + 10)
+      }))
+  },
+  ["sqlite"],
   { liveClock: true }
 )
 

@@ -31,6 +31,7 @@ describe("StorageConfig", () => {
         [100, 200, 100, 8, 12]
       )
       assert.isTrue(Option.isNone(settings.orphanRetention))
+      assert.strictEqual(settings.maxBufferedBytes, 64 * 1024 * 1024)
     }))
 
   it.effect("reads units, and zero or negative means the default", () =>
@@ -44,7 +45,8 @@ describe("StorageConfig", () => {
         STORAGE_LEASE_WINDOW: "0",
         STORAGE_ORPHAN_RETENTION: "7d",
         STORAGE_ALLOW_PUBLIC_UPLOADS: "true",
-        STORAGE_PART_SIZE: "5MiB"
+        STORAGE_PART_SIZE: "5MiB",
+        STORAGE_MAX_BUFFERED_BYTES: "256MiB"
       })
       assert.strictEqual(settings.maxUploadSize, 16 * 1024 * 1024)
       assert.strictEqual(Duration.toMillis(settings.claimTtl), 2 * 3600_000)
@@ -55,6 +57,7 @@ describe("StorageConfig", () => {
       assert.strictEqual(Duration.toMillis(Option.getOrThrow(settings.orphanRetention)), 7 * 86_400_000)
       assert.strictEqual(settings.allowPublicUploads, true)
       assert.deepStrictEqual(settings.partSize, Option.some(5 * 1024 * 1024))
+      assert.strictEqual(settings.maxBufferedBytes, 256 * 1024 * 1024)
     }))
 
   it.effect("a malformed value fails start-up with a message naming the variable", () =>
