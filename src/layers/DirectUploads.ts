@@ -228,7 +228,8 @@ export class DirectUploads extends Effect.Service<DirectUploads>()("effect-stora
       yield* checkStoredParts(claim, stored)
       return yield* multipart.completeMultipart({
         ...session,
-        parts: stored.map(({ etag, partNumber }) => ({ partNumber, etag }))
+        parts: stored.map(({ etag, partNumber }) => ({ partNumber, etag })),
+        listed: stored
       }).pipe(
         // A concurrent complete closed the session: the object is there if it succeeded.
         Effect.catchTag(

@@ -177,6 +177,11 @@ export interface CompleteMultipartInput {
   readonly key: string
   readonly uploadId: string
   readonly parts: ReadonlyArray<PartRef>
+  /**
+   * The session's parts as `listParts` answered them for this completion:
+   * the parts are checked against these instead of being listed again.
+   */
+  readonly listed?: ReadonlyArray<PartInfo> | undefined
 }
 
 /**
@@ -669,7 +674,9 @@ const makeMultipart = (
   const completeMultipart = (input: CompleteMultipartInput) =>
     Effect.gen(function*() {
       yield* checkKey(input.key)
-      const stored = yield* driver.storedParts({ key: input.key, uploadId: input.uploadId })
+      const stored = input.listed === undefined
+        ? yield* driver.storedParts({ key: input.key, uploadId: input.uploadId })
+        : new Map(input.listed.map((part) => [part.partNumber, { etag: part.etag, size: part.size }]))
       yield* checkPartSequence(input.parts)
       for (const [index, { etag, partNumber }] of input.parts.entries()) {
         yield* checkStoredPart(

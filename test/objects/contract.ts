@@ -428,7 +428,16 @@ const multipartContract = (it: Vitest.MethodsNonLive<ObjectStorage, true>) => {
           { partNumber: 1, etag: first.etag, size: mp.partSize },
           { partNumber: 2, etag: last.etag, size: 4 }
         ])
-        yield* mp.completeMultipart({ key, uploadId, parts: listed })
+        // Completing with the listing at hand: the manifest is still checked against it.
+        const wrong = [listed[0]!, { partNumber: 2, etag: "0".repeat(32) }]
+        expect(yield* failureTag(mp.completeMultipart({ key, uploadId, parts: wrong, listed }))).toBe(
+          "PartETagMismatch"
+        )
+        const short = [{ ...listed[0]!, size: 10 }, listed[1]!]
+        expect(yield* failureTag(mp.completeMultipart({ key, uploadId, parts: listed, listed: short }))).toBe(
+          "PartTooSmall"
+        )
+        yield* mp.completeMultipart({ key, uploadId, parts: listed, listed })
         expect(yield* failureTag(mp.listParts({ key, uploadId }))).toBe("UploadSessionNotFound")
         expect(yield* failureTag(mp.listParts({ key, uploadId: "no-such-upload" }))).toBe("UploadSessionNotFound")
       })

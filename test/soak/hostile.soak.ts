@@ -45,6 +45,8 @@ interface MKey {
   readonly public: boolean
   state: KeyState
   sha?: string
+  /** The bytes of an aborted one-part upload stored at its key: served until the worker deletes them. */
+  residue?: string
 }
 
 interface MClaim {
@@ -85,6 +87,22 @@ class Model {
   adoptable(user: User, key: string) {
     const k = this.keys.get(key)
     return k !== undefined && k.owner === user && k.state === "uploaded"
+  }
+
+  /**
+   * A pending one-part upload of `user` whose part (stored whole at its key)
+   * was sent but not completed: a business write that names it settles it
+   * (the storage holds the object at the declared size) and adopts it.
+   */
+  settleable(user: User, key: string) {
+    const k = this.keys.get(key)
+    if (k === undefined || k.owner !== user || k.state !== "pending") return undefined
+    return [...this.claims.values()].find((c) => c.live && c.key === key && c.partCount === 1 && c.parts.has(1))
+  }
+
+  /** Adoptable now, or once settled by the write that names it. */
+  adoptableInWrite(user: User, key: string) {
+    return this.adoptable(user, key) || this.settleable(user, key) !== undefined
   }
 
   docOf(user: User, id: string) {
@@ -444,6 +462,8 @@ if (pgAdmin === undefined) {
               if (k.state === "pending") {
                 claim.live = false
                 k.state = "dropped"
+                const stored = claim.partCount === 1 ? claim.parts.get(1) : undefined
+                if (stored !== undefined) k.residue = sha256(stored)
               }
               return
             }
@@ -464,6 +484,11 @@ if (pgAdmin === undefined) {
                 if (k === undefined || k.state === "pending") return void expectStatus(out, 404, what, "ObjectNotFound")
                 // Queued for deletion: there until the worker's next run.
                 if (k.state === "dropped" && answered === 404) return
+                if (k.state === "dropped" && k.sha === undefined && k.residue !== undefined) {
+                  const ok = expectStatus(out, 200, what)
+                  if (sha256(ok.body) !== k.residue) throw new Error(`${what}: not the aborted upload's bytes`)
+                  return
+                }
               } else {
                 // `?access_token=` authenticates nobody (signed links replaced it).
                 if (user === undefined || a.query) return void expectStatus(out, 401, what, "Unauthenticated")
@@ -491,10 +516,11 @@ if (pgAdmin === undefined) {
               const title = a.bad === 1 ? "" : `doc ${steps}`
               const out = await call("POST", "/documents", user, { json: { title, files } })
               if (title === "") return void expectStatus(out, 400, what)
-              if (!files.every((f) => model.adoptable(user, f))) {
+              if (!files.every((f) => model.adoptableInWrite(user, f))) {
                 return void expectStatus(out, 422, what, "ClaimNotFound")
               }
               const ok = expectStatus(out, 201, what)
+              for (const f of files) settle(user, f)
               if (JSON.stringify(ok.json.files) !== JSON.stringify(files)) {
                 throw new Error(`${what}: ${ok.text}`)
               }
@@ -512,10 +538,11 @@ if (pgAdmin === undefined) {
               const out = await call("PUT", `/documents/${id}`, user, { json: { title: "updated", files } })
               if (doc === undefined) return void expectStatus(out, 404, what, "DocumentNotFound")
               const added = [...new Set(files)].filter((f) => !doc.files.includes(f))
-              if (!added.every((f) => model.adoptable(user, f))) {
+              if (!added.every((f) => model.adoptableInWrite(user, f))) {
                 return void expectStatus(out, 422, what, "ClaimNotFound")
               }
               expectStatus(out, 200, what)
+              for (const f of added) settle(user, f)
               for (const f of added) {
                 adopt(f)
               }
@@ -603,6 +630,15 @@ if (pgAdmin === undefined) {
           return docIds[i % docIds.length]!
         }
 
+        /** A settled one-part upload is uploaded with the bytes of its part. */
+        const settle = (user: User, key: string) => {
+          const claim = model.settleable(user, key)
+          if (claim === undefined) return
+          const k = model.keys.get(key)!
+          k.state = "uploaded"
+          k.sha = sha256(claim.parts.get(1)!)
+          claim.parts.clear()
+        }
         const adopt = (key: string) => {
           const k = model.keys.get(key)!
           k.state = "adopted"
