@@ -22,7 +22,6 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -32,6 +31,7 @@ import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import * as ByteReader from "../internal/byteReader.js"
 import { type ChecksumAlgorithm, digest as makeDigest } from "../internal/checksum.js"
+import { concatChunks } from "../internal/objectStorage.js"
 import { uuidv7 } from "../internal/uuidv7.js"
 import {
   AccessDenied,
@@ -50,7 +50,7 @@ import { isAnonymous, PendingDelete, type Principal, type UploadClaim, UploadPar
 import { originalFilenameMetadata, resumableTailPrefix } from "../schema/Naming.js"
 import { ClaimStore } from "../services/ClaimStore.js"
 import { DeleteQueue } from "../services/DeleteQueue.js"
-import { type Multipart, ObjectStorage } from "../services/ObjectStorage.js"
+import { type Multipart, ObjectStorage, type PartInfo } from "../services/ObjectStorage.js"
 import { UploadPartStore } from "../services/UploadPartStore.js"
 import { type UploadTail, UploadTailStore } from "../services/UploadTailStore.js"
 import { retriedTransaction } from "./sql/Dialect.js"
@@ -95,17 +95,6 @@ export interface AppendInput<E> {
   readonly checksum?: RequestChecksum | undefined
   /** The client says this body ends the upload (`Upload-Complete: ?1`). */
   readonly last?: boolean | undefined
-}
-
-/** The chunks of a body as one array. */
-const concatBytes = (chunks: Chunk.Chunk<Uint8Array>): Uint8Array => {
-  const all = new Uint8Array(Chunk.reduce(chunks, 0, (size, chunk) => size + chunk.byteLength))
-  let at = 0
-  for (const chunk of chunks) {
-    all.set(chunk, at)
-    at += chunk.byteLength
-  }
-  return all
 }
 
 /**
@@ -280,7 +269,7 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
         })
       )
       // Parts land here as they are stored, so that a request cut short can keep them.
-      const landed: Array<StoredPart> = []
+      const landed: Array<PartInfo> = []
       const write = <E2>(source: Stream.Stream<Uint8Array, E2>, length: number | undefined) =>
         Effect.scoped(writeBytes(multipart, claim, tail, source, length, landed)).pipe(
           Effect.onExit((exit) =>
@@ -294,7 +283,7 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
       // a checksum, its bytes (one part at most) are checked before that put.
       const written = claim.isSingleRequest && checksum !== undefined
         ? yield* buffered(room)(Effect.gen(function*() {
-          const bytes = concatBytes(yield* Stream.runCollect(body))
+          const bytes = concatChunks(yield* Stream.runCollect(body))
           if (input.length !== undefined && bytes.byteLength !== input.length) {
             return yield* new RequestBodyError({
               message: `the body ended after ${bytes.byteLength} of ${input.length} bytes`
@@ -355,7 +344,7 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
     const recordProgress = (
       claim: UploadClaim,
       tail: UploadTail,
-      stored: ReadonlyArray<StoredPart>,
+      stored: ReadonlyArray<PartInfo>,
       next: UploadTail
     ) =>
       transaction(Effect.gen(function*() {
@@ -383,7 +372,7 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
      * bytes past the last whole part are lost (the client sends them again).
      * Never with a checksum: then nothing of an unverified request is kept.
      */
-    const keepWholeParts = (claim: UploadClaim, tail: UploadTail, stored: ReadonlyArray<StoredPart>) =>
+    const keepWholeParts = (claim: UploadClaim, tail: UploadTail, stored: ReadonlyArray<PartInfo>) =>
       Effect.gen(function*() {
         const offset = tail.offset - tail.tailSize + stored.reduce((sum, part) => sum + part.size, 0)
         if (yield* recordProgress(claim, tail, stored, { claimId: claim.id, offset, tailKey: "", tailSize: 0 })) {
@@ -408,7 +397,7 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
       tail: UploadTail,
       body: Stream.Stream<Uint8Array, E | UploadTooLarge>,
       length: number | undefined,
-      stored: Array<StoredPart>
+      stored: Array<PartInfo>
     ) =>
       Effect.gen(function*() {
         const previous = tail.tailKey === ""
@@ -499,13 +488,6 @@ export class TusUploads extends Effect.Service<TusUploads>()("effect-storage/Tus
 }) {}
 
 // ---- internal ----
-
-/** A part the backend holds. */
-interface StoredPart {
-  readonly partNumber: number
-  readonly etag: string
-  readonly size: number
-}
 
 /** Whether a request failed because its client went away (interrupted, or its body cut short). */
 const clientWentAway = (cause: Cause.Cause<unknown>): boolean =>

@@ -907,30 +907,12 @@ const makeDriver = ({ bucket, bucketUrl, client, partSize, sdk, spoolDirectory }
 
   // ---- presigned requests ----
 
-  /** The client's credentials and region, from its providers. */
-  const resolveIdentity = (operation: string) =>
+  /** The client's credentials and region (its providers memoize them). */
+  const signingIdentity = (operation: string) =>
     Effect.zip(
       call(operation, () => client.config.credentials()),
       call(operation, () => client.config.region())
     )
-  type Identity = Effect.Effect.Success<ReturnType<typeof resolveIdentity>>
-
-  /**
-   * The identity URLs are signed with, kept for up to a minute (and never
-   * closer than five minutes to the expiry of temporary credentials), so a
-   * batch of part URLs asks the providers once, not once per URL.
-   */
-  let identity: { readonly value: Identity; readonly until: number } | undefined
-  const signingIdentity = (operation: string) =>
-    Effect.suspend(() => {
-      const now = Date.now()
-      if (identity !== undefined && now < identity.until) return Effect.succeed(identity.value)
-      return Effect.tap(resolveIdentity(operation), (value) =>
-        Effect.sync(() => {
-          const expires = value[0].expiration?.getTime() ?? Number.POSITIVE_INFINITY
-          identity = { value, until: Math.min(now + 60_000, expires - 300_000) }
-        }))
-    })
 
   /**
    * SigV4 signing keys by date, region and secret: one derivation (four
