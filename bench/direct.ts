@@ -16,10 +16,11 @@
  * Default: 512 MiB in 16 MiB parts, 4 parts at once, 3 runs of each side,
  * interleaved. `--quick`: 128 MiB, 1 run.
  */
-import { createReadStream, readFileSync } from "node:fs"
+import { createReadStream } from "node:fs"
 import * as http from "node:http"
 import { join } from "node:path"
 import { fmt, fmtRatio, fmtSpread, log, mib, pairedRatio, parseFlags, record, spread, table } from "./lib/common.js"
+import { cpuSeconds } from "./lib/processes.js"
 import {
   benchToken,
   compiledExampleServer,
@@ -41,15 +42,6 @@ const flags = parseFlags()
 const size = Number(flags.options.get("size") ?? (flags.quick ? 128 : 512)) * mib
 const runs = flags.quick && !flags.options.has("runs") ? 1 : flags.runs
 const concurrency = 4
-
-/** The process's CPU time (user + system) in seconds, from /proc (Linux). */
-const cpuSeconds = (pid: number): number => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return ticks / 100
-}
 
 /**
  * Waits until the process has used no CPU for `quietMs` (ticks of 10 ms,

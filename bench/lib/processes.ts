@@ -87,3 +87,11 @@ export const memoryOf = (pid: number): { readonly hwm: number; readonly rss: num
     return undefined
   }
 }
+
+/** A process's CPU time (user + system) in seconds, from /proc (Linux; ticks of 10 ms). */
+export const cpuSeconds = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}

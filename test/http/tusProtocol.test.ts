@@ -2,6 +2,7 @@
  * The tus endpoint's protocol rules and bad input, request by request, on
  * every dialect (memory backend, 64 KiB parts).
  */
+import type { HttpServer } from "@effect/platform/HttpServer"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
@@ -80,7 +81,12 @@ const create = (size: number, user: User = "alice", metadata = `filename ${b64("
     }
   )
 
-const patch = (path: string, offset: number | undefined, body: Uint8Array, headers: Record<string, string> = {}) =>
+const patch = (
+  path: string,
+  offset: number | undefined,
+  body: Uint8Array | ReadableStream<Uint8Array>,
+  headers: Record<string, string> = {}
+) =>
   send("PATCH", path, {
     user: "alice",
     body,
@@ -108,6 +114,36 @@ const chunked = (pieces: ReadonlyArray<Uint8Array>) =>
       for (const piece of pieces) controller.enqueue(piece)
       controller.close()
     }
+  })
+
+/**
+ * A PATCH at offset 0 as alice, as a raw Node request, so that its body can
+ * be written piece by piece, stalled or cut off.
+ */
+const openPatch = (url: string, path: string, headers: Record<string, string> = {}) => {
+  const req = request(`${url}${path}`, {
+    method: "PATCH",
+    headers: {
+      "Tus-Resumable": "1.0.0",
+      Authorization: `Bearer ${tokens.alice}`,
+      "Content-Type": "application/offset+octet-stream",
+      "Upload-Offset": "0",
+      ...headers
+    }
+  })
+  req.on("error", () => {})
+  return req
+}
+
+/** Sends `attempt` every 100 ms until its answer satisfies `done` (at most 50 times); the last answer. */
+const pollUntil = (attempt: Effect.Effect<Answer, never, HttpServer>, done: (answer: Answer) => boolean) =>
+  Effect.gen(function*() {
+    let answer: Answer | undefined
+    for (let tries = 0; tries < 50 && (answer === undefined || !done(answer)); tries++) {
+      yield* Effect.sleep("100 millis")
+      answer = yield* attempt
+    }
+    return answer!
   })
 
 const tailObjects = Effect.flatMap(
@@ -370,42 +406,15 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
   it.effect("a second request on an upload still being written is 423 Locked; the first one's end frees it", () =>
     Effect.gen(function*() {
       const path = yield* create(1000)
-      const url = yield* baseUrl
       // A PATCH whose body stops half-way: it holds the upload until it goes away.
-      const stalled = request(`${url}${path}`, {
-        method: "PATCH",
-        headers: {
-          "Tus-Resumable": "1.0.0",
-          Authorization: `Bearer ${tokens.alice}`,
-          "Content-Type": "application/offset+octet-stream",
-          "Upload-Offset": "0",
-          "Content-Length": "500"
-        }
-      })
-      stalled.on("error", () => {})
+      const stalled = openPatch(yield* baseUrl, path, { "Content-Length": "500" })
       stalled.write(randomBytes(200))
       yield* Effect.sleep("300 millis")
       const second = yield* patch(path, 0, randomBytes(100))
       assert.deepStrictEqual([second.status, second.json._tag], [423, "UploadLocked"])
       stalled.destroy()
-      const after = yield* Effect.promise(async () => {
-        for (let attempt = 0; attempt < 50; attempt++) {
-          await new Promise((r) => setTimeout(r, 100))
-          const response = await fetch(`${url}${path}`, {
-            method: "PATCH",
-            headers: {
-              "Tus-Resumable": "1.0.0",
-              Authorization: `Bearer ${tokens.alice}`,
-              "Content-Type": "application/offset+octet-stream",
-              "Upload-Offset": "0"
-            },
-            body: new Uint8Array(100)
-          })
-          if (response.status !== 423) return response.status
-        }
-        return 423
-      })
-      assert.strictEqual(after, 204)
+      const after = yield* pollUntil(patch(path, 0, new Uint8Array(100)), (a) => a.status !== 423)
+      assert.strictEqual(after.status, 204)
       assert.strictEqual(yield* offsetOf(path), 100)
     }))
 
@@ -416,18 +425,7 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
       const cutShort = (path: string, declared: number, sent: number, headers: Record<string, string> = {}) =>
         Effect.promise(() =>
           new Promise<void>((resolve) => {
-            const req = request(`${url}${path}`, {
-              method: "PATCH",
-              headers: {
-                "Tus-Resumable": "1.0.0",
-                Authorization: `Bearer ${tokens.alice}`,
-                "Content-Type": "application/offset+octet-stream",
-                "Upload-Offset": "0",
-                "Content-Length": String(declared),
-                ...headers
-              }
-            })
-            req.on("error", () => {})
+            const req = openPatch(url, path, { "Content-Length": String(declared), ...headers })
             req.write(randomBytes(sent), () =>
               setTimeout(() => {
                 req.destroy()
@@ -437,23 +435,10 @@ const suite = (it: Vitest.MethodsNonLive<any>) => {
         )
       /** The offset once no request holds the upload any more. */
       const settledOffset = (path: string) =>
-        Effect.promise(async () => {
-          for (let attempt = 0; attempt < 50; attempt++) {
-            await new Promise((r) => setTimeout(r, 100))
-            const probe = await fetch(`${url}${path}`, {
-              method: "PATCH",
-              headers: {
-                "Tus-Resumable": "1.0.0",
-                Authorization: `Bearer ${tokens.alice}`,
-                "Content-Type": "application/offset+octet-stream",
-                "Upload-Offset": "999999999"
-              },
-              body: new Uint8Array(0)
-            })
-            if (probe.status === 409) return Number(probe.headers.get("upload-offset"))
-          }
-          return -1
-        })
+        Effect.map(
+          pollUntil(patch(path, 999999999, new Uint8Array(0)), (a) => a.status === 409),
+          (probe) => probe.status === 409 ? Number(probe.headers.get("upload-offset")) : -1
+        )
 
       const plain = yield* create(5 * partSize)
       yield* cutShort(plain, 4 * partSize, 2 * partSize + partSize / 2)
@@ -565,15 +550,7 @@ describeEachDialect(
         const second = yield* create(2 * partSize)
         const data = randomBytes(partSize)
         // The first gathers a part in memory and stalls half-way: it holds the whole budget.
-        const stalled = request(`${url}${first}`, {
-          method: "PATCH",
-          headers: {
-            "Tus-Resumable": "1.0.0",
-            Authorization: `Bearer ${tokens.alice}`,
-            "Content-Type": "application/offset+octet-stream",
-            "Upload-Offset": "0"
-          }
-        })
+        const stalled = openPatch(url, first)
         const firstAnswer = new Promise<number>((resolve, reject) => {
           stalled.on("response", (response) => {
             response.resume()
@@ -585,11 +562,7 @@ describeEachDialect(
         yield* Effect.sleep("300 millis")
         // The second, a whole part also without Content-Length, waits for it.
         const secondBody = randomBytes(partSize + 10)
-        const secondAnswer = yield* Effect.fork(send("PATCH", second, {
-          user: "alice",
-          body: chunked([secondBody]),
-          headers: { "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0" }
-        }))
+        const secondAnswer = yield* Effect.fork(patch(second, 0, chunked([secondBody])))
         yield* Effect.sleep("700 millis")
         assert.isTrue(
           Option.isNone(yield* Fiber.poll(secondAnswer)),

@@ -31,13 +31,20 @@ objectStorageContract({
   bulkDeleteCount: 5
 })
 
+/** Parts of the multipart tests below. */
+const partSize = 64 * 1024
+
+/** A backend on a fresh folder with 64 KiB parts, and its multipart half. */
+const withParts = Effect.gen(function*() {
+  const root = yield* tempRoot
+  const storage = yield* FileSystemObjectStorage.make({ root, partSize })
+  return { root, storage, mp: Option.getOrThrow(storage.multipart) }
+})
+
 describe("FileSystemObjectStorage", () => {
   it.scoped("full parts are written once, at their place: completion moves that very file into place", () =>
     Effect.gen(function*() {
-      const root = yield* tempRoot
-      const partSize = 64 * 1024
-      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
-      const mp = Option.getOrThrow(storage.multipart)
+      const { mp, root } = yield* withParts
       const data = new Uint8Array(2 * partSize + 5000).map((_, i) => (i * 7) % 251)
       const session = yield* mp.initMultipart({ key: "big/file.bin" })
       const parts = []
@@ -63,10 +70,7 @@ describe("FileSystemObjectStorage", () => {
 
   it.scoped("a full part cut short in place leaves that part missing, to be sent again; nothing else changes", () =>
     Effect.gen(function*() {
-      const root = yield* tempRoot
-      const partSize = 64 * 1024
-      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
-      const mp = Option.getOrThrow(storage.multipart)
+      const { mp, root } = yield* withParts
       const data = new Uint8Array(2 * partSize).map((_, i) => (i * 13) % 251)
       const session = yield* mp.initMultipart({ key: "cut/file.bin" })
       const first = yield* mp.putPart({ ...session, partNumber: 1, body: data.subarray(0, partSize), size: partSize })
@@ -93,10 +97,7 @@ describe("FileSystemObjectStorage", () => {
 
   it.scoped("a part writer waiting on its client holds up no other key or session, even one its body reads", () =>
     Effect.gen(function*() {
-      const root = yield* tempRoot
-      const partSize = 64 * 1024
-      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
-      const mp = Option.getOrThrow(storage.multipart)
+      const { mp, root, storage } = yield* withParts
       const part = new Uint8Array(partSize).map((_, i) => (i * 7) % 251)
       // A full part (written in place, under its locks) whose client stalls half-way.
       const stalled = yield* mp.initMultipart({ key: "stalled/file.bin" })
@@ -142,10 +143,7 @@ describe("FileSystemObjectStorage", () => {
 
   it.scoped("a completion cut short after the object moved into place: the retry finds the session done", () =>
     Effect.gen(function*() {
-      const root = yield* tempRoot
-      const partSize = 64 * 1024
-      const storage = yield* FileSystemObjectStorage.make({ root, partSize })
-      const mp = Option.getOrThrow(storage.multipart)
+      const { mp, root } = yield* withParts
       const session = yield* mp.initMultipart({ key: "done/file.bin" })
       const part = yield* mp.putPart({ ...session, partNumber: 1, body: new Uint8Array(partSize), size: partSize })
       // as if a crash had come after `data` moved into place, and the session was put back
